@@ -1,0 +1,53 @@
+//! How rolecall builds its AWS clients: region and endpoint from flags or environment,
+//! credentials from the SDK's default chain (environment, IRSA, EKS Pod Identity, IMDS).
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// AWS settings shared by every subcommand that talks to AWS.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct AwsArgs {
+    /// AWS region for EC2 and STS calls (IAM is global).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+
+    /// Send every AWS call to this endpoint instead of AWS, for moto or LocalStack
+    /// (for example http://127.0.0.1:5000).
+    #[arg(long, env = "ROLECALL_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    /// Resolves region and credentials the way the SDK does, with our overrides on top.
+    pub async fn load(&self) -> SdkConfig {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &self.aws_endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        loader.load().await
+    }
+}
+
+/// The AWS clients rolecall uses, built from one configuration.
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub iam: aws_sdk_iam::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub sts: aws_sdk_sts::Client,
+}
+
+impl AwsClients {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            iam: aws_sdk_iam::Client::new(config),
+            ec2: aws_sdk_ec2::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
+        }
+    }
+
+    pub async fn from_args(args: &AwsArgs) -> Self {
+        Self::new(&args.load().await)
+    }
+}

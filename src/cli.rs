@@ -1,0 +1,26 @@
+//! Command-line interface: one binary, one subcommand per job.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rolecall",
+    version,
+    about = "Keeps AWS IAM in the state Kubernetes manifests describe"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions of all rolecall kinds as YAML.
+    Crd {
+        /// Write one file per CRD (`<plural>.<group>.yaml`) into this directory instead.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
+}

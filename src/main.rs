@@ -1,0 +1,32 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use rolecall::api;
+use rolecall::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crd { out_dir: None } => {
+            print!("{}", api::crds_yaml());
+            Ok(())
+        }
+        Command::Crd { out_dir: Some(dir) } => write_crds(&dir),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("rolecall: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_crds(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for crd in api::crds() {
+        let yaml = serde_yaml::to_string(&crd).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join(api::crd_file_name(&crd)), yaml)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! Shared helpers for the integration tests: finding the environment (a real API server
+//! through `KUBECONFIG`, moto through `ROLECALL_TEST_AWS_ENDPOINT`), installing the CRDs, and
+//! polling with deadlines.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, Config};
+use tokio::sync::OnceCell;
+
+const HOW_TO_START: &str = "start the local environment with `scripts/test.sh` (runs everything), \
+or `scripts/cluster.sh up && scripts/moto.sh up` then \
+`eval \"$(scripts/cluster.sh env)\" \"$(scripts/moto.sh env)\"`; \
+to use another cluster, point KUBECONFIG at it (see README, \"Testing against another cluster\")";
+
+/// A client for the cluster `KUBECONFIG` names; fails the test with instructions when absent.
+pub async fn kube_client() -> Client {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        panic!("KUBECONFIG is not set: {HOW_TO_START}");
+    }
+    let config = Config::infer()
+        .await
+        .unwrap_or_else(|error| panic!("cannot read KUBECONFIG ({error}): {HOW_TO_START}"));
+    let client = Client::try_from(config).expect("a client from a valid kubeconfig");
+    client
+        .apiserver_version()
+        .await
+        .unwrap_or_else(|error| panic!("the API server does not answer ({error}): {HOW_TO_START}"));
+    client
+}
+
+/// The moto endpoint the tests use; fails the test with instructions when absent.
+pub fn aws_endpoint() -> String {
+    std::env::var("ROLECALL_TEST_AWS_ENDPOINT")
+        .unwrap_or_else(|_| panic!("ROLECALL_TEST_AWS_ENDPOINT is not set: {HOW_TO_START}"))
+}
+
+/// The CRDs as `crds/` holds them, parsed from the checked-in files (not from the Rust types),
+/// so the tests exercise what users apply.
+pub fn checked_in_crds() -> Vec<CustomResourceDefinition> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .expect("crds/ exists")
+        .map(|entry| entry.expect("readable crds/ entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).expect("readable CRD file");
+            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        })
+        .collect()
+}
+
+static CRDS_INSTALLED: OnceCell<()> = OnceCell::const_new();
+
+/// Applies `crds/` (server-side apply, idempotent) and waits until every CRD is Established.
+pub async fn install_crds(client: &Client) {
+    CRDS_INSTALLED
+        .get_or_init(|| async {
+            let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+            let params = PatchParams::apply("rolecall-tests").force();
+            for crd in checked_in_crds() {
+                let name = crd.metadata.name.clone().expect("CRDs are named");
+                api.patch(&name, &params, &Patch::Apply(&crd))
+                    .await
+                    .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
+                wait_for(
+                    &format!("CRD {name} Established"),
+                    Duration::from_secs(30),
+                    || {
+                        let api = api.clone();
+                        let name = name.clone();
+                        async move { api.get(&name).await.ok().filter(is_established) }
+                    },
+                )
+                .await;
+            }
+        })
+        .await;
+}
+
+pub fn is_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}
+
+static NAMESPACE_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Creates a fresh namespace so tests never see each other's objects. Namespaces are left
+/// behind: without kube-controller-manager they could not finish terminating anyway.
+pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
+    let name = format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NAMESPACE_COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "rolecall.dev/test": "true" } }
+    }))
+    .expect("valid namespace");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    name
+}
+
+/// Polls `check` until it yields a value or `timeout` passes, then fails naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
