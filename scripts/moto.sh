@@ -82,9 +82,11 @@ up() {
   port=${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
   url=http://127.0.0.1:$port
   log "starting moto_server on $url (enforce-iam=$enforce, log $STATE/moto.log)"
+  # AWS managed policies (arn:aws:iam::aws:policy/...) exist only when moto loads them.
   # No job control here, so setsid execs in place and $! is moto_server's pid.
   INITIAL_NO_AUTH_ACTION_COUNT=$([[ $enforce == 1 ]] && echo 0 || echo inf) \
     MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$STATE/recording.jsonl \
+    MOTO_IAM_LOAD_MANAGED_POLICIES=true \
     setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
   echo $! >"$PIDF"
   local deadline=$((SECONDS + 30))

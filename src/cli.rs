@@ -17,6 +17,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the operator: reconcile rolecall objects against AWS until SIGTERM.
+    Run(crate::run::RunArgs),
     /// Print the CustomResourceDefinitions of all rolecall kinds as YAML.
     Crd {
         /// Write one file per CRD (`<plural>.<group>.yaml`) into this directory instead.

@@ -3,3 +3,9 @@
 pub mod api;
 pub mod aws;
 pub mod cli;
+pub mod conditions;
+pub mod context;
+pub mod controllers;
+pub mod equivalence;
+pub mod error;
+pub mod run;

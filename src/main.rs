@@ -7,6 +7,7 @@ use rolecall::cli::{Cli, Command};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run_operator(args),
         Command::Crd { out_dir: None } => {
             print!("{}", api::crds_yaml());
             Ok(())
@@ -20,6 +21,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_operator(args: rolecall::run::RunArgs) -> Result<(), std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(rolecall::run::main(args))
+        .map_err(std::io::Error::other)
 }
 
 fn write_crds(dir: &std::path::Path) -> std::io::Result<()> {

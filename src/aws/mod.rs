@@ -1,5 +1,12 @@
-//! Thin wrappers over the AWS SDK clients, and the configuration they share.
+//! Thin wrappers over the AWS SDK clients, and the configuration they share. They return
+//! rolecall's own small structs and classified errors; no business logic lives here.
 
+pub mod calls;
 pub mod config;
+pub mod error;
+pub mod iam;
 
+pub use calls::{CallKind, CallLog};
 pub use config::{AwsArgs, AwsClients};
+pub use error::{AwsError, ErrorClass};
+pub use iam::Iam;

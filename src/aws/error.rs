@@ -1,0 +1,158 @@
+//! AWS errors reduced to what the reconcilers decide on: retry soon, back off, report and
+//! wait, or treat as absent.
+
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+/// What an AWS failure means for the reconcile that saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The entity does not exist.
+    NotFound,
+    /// Throttled by AWS: back off longer.
+    Throttled,
+    /// 5xx, network failure, timeout, or IAM eventual consistency: retry soon.
+    Transient,
+    /// The entity exists already (a race with another writer, or a crash after create).
+    AlreadyExists,
+    /// The request can never succeed as is (malformed document, limit, access denied):
+    /// report it and retry slowly.
+    Terminal,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{operation}: {}{message}", code.as_deref().map(|c| format!("{c}: ")).unwrap_or_default())]
+pub struct AwsError {
+    pub operation: &'static str,
+    pub class: ErrorClass,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl AwsError {
+    pub fn is_not_found(&self) -> bool {
+        self.class == ErrorClass::NotFound
+    }
+
+    pub fn from_sdk<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match &error {
+            SdkError::ServiceError(context) => {
+                let service_error = context.err();
+                let code = service_error.code().map(str::to_owned);
+                let message = service_error
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| service_error.to_string());
+                let server_side = context.raw().status().is_server_error();
+                Self {
+                    operation,
+                    class: classify(code.as_deref(), server_side),
+                    code,
+                    message,
+                }
+            }
+            // No answer at all (connection refused, timeout, dropped connection): retry.
+            other => Self {
+                operation,
+                class: ErrorClass::Transient,
+                code: None,
+                message: describe_transport_error(other),
+            },
+        }
+    }
+}
+
+/// Maps an AWS error code to its class; `server_side` is true for a 5xx answer.
+pub fn classify(code: Option<&str>, server_side: bool) -> ErrorClass {
+    match code {
+        Some(
+            "NoSuchEntity"
+            | "NoSuchEntityException"
+            | "InvalidInstanceID.NotFound"
+            | "InvalidAssociationID.NotFound",
+        ) => ErrorClass::NotFound,
+        Some(
+            "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "TooManyRequestsException"
+            | "RequestThrottled",
+        ) => ErrorClass::Throttled,
+        Some("EntityAlreadyExists" | "EntityAlreadyExistsException") => ErrorClass::AlreadyExists,
+        // DeleteConflict clears once the dependent detaches; ConcurrentModification and
+        // ServiceFailure are IAM's own "try again".
+        Some(
+            "ServiceFailure"
+            | "ServiceFailureException"
+            | "InternalError"
+            | "InternalFailure"
+            | "ServiceUnavailable"
+            | "DeleteConflict"
+            | "DeleteConflictException"
+            | "ConcurrentModification"
+            | "ConcurrentModificationException",
+        ) => ErrorClass::Transient,
+        _ if server_side => ErrorClass::Transient,
+        _ => ErrorClass::Terminal,
+    }
+}
+
+fn describe_transport_error<E: std::error::Error + 'static>(
+    error: &SdkError<E, HttpResponse>,
+) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_entities_are_not_found() {
+        assert_eq!(classify(Some("NoSuchEntity"), false), ErrorClass::NotFound);
+    }
+
+    #[test]
+    fn throttling_backs_off() {
+        assert_eq!(classify(Some("Throttling"), false), ErrorClass::Throttled);
+        assert_eq!(
+            classify(Some("RequestLimitExceeded"), false),
+            ErrorClass::Throttled
+        );
+    }
+
+    #[test]
+    fn server_failures_and_conflicts_retry() {
+        assert_eq!(
+            classify(Some("ServiceFailure"), true),
+            ErrorClass::Transient
+        );
+        assert_eq!(classify(None, true), ErrorClass::Transient);
+        assert_eq!(
+            classify(Some("DeleteConflict"), false),
+            ErrorClass::Transient
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_terminal() {
+        for code in [
+            "MalformedPolicyDocument",
+            "LimitExceeded",
+            "AccessDenied",
+            "InvalidInput",
+        ] {
+            assert_eq!(classify(Some(code), false), ErrorClass::Terminal, "{code}");
+        }
+    }
+}

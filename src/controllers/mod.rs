@@ -1,0 +1,229 @@
+//! The reconcile machinery every kind shares (finalizer, status, events, backoff, resync),
+//! and the wiring of one `Controller` per kind.
+
+pub mod policy;
+pub mod role;
+pub mod tags;
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{CommonStatus, DeletionPolicy};
+use crate::conditions::{ADOPT_ANNOTATION, FINALIZER, Readiness, reason, with_ready};
+use crate::context::Context;
+use crate::error::Error;
+
+/// Field manager for status writes.
+const MANAGER: &str = "rolecall";
+
+/// What a successful converge leaves behind.
+pub struct Converged<S> {
+    pub status: S,
+    pub readiness: Readiness,
+    /// Number of AWS writes made (or planned, in dry-run).
+    pub changes: usize,
+}
+
+/// A kind rolecall reconciles: observe → plan → apply in `converge`, teardown in `cleanup`.
+pub trait Managed:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    type Status: Serialize + Clone + PartialEq + Default + Debug + Send + Sync;
+
+    fn status_mut(status: &mut Self::Status) -> &mut CommonStatus;
+    fn current_status(&self) -> Option<&Self::Status>;
+    fn deletion_policy(&self) -> DeletionPolicy;
+    fn converge(
+        &self,
+        ctx: &Context,
+    ) -> impl Future<Output = Result<Converged<Self::Status>, Error>> + Send;
+    fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+pub fn adopt_requested<K: Resource>(object: &K) -> bool {
+    object
+        .annotations()
+        .get(ADOPT_ANNOTATION)
+        .is_some_and(|value| value == "true")
+}
+
+/// Dry-run: log each planned write and keep it for inspection; nothing is sent to AWS.
+pub fn log_planned<K: Resource>(ctx: &Context, object: &K, actions: impl Iterator<Item = String>) {
+    let name = format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    );
+    let mut planned = ctx.planned.lock().expect("planned lock");
+    for action in actions {
+        tracing::info!(object = %name, %action, "dry run: would apply");
+        planned.push(format!("{name}: {action}"));
+    }
+}
+
+fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// The resync period with ±10% jitter, so objects created together do not resync together.
+fn jittered(period: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let fraction = 0.9 + (random % 2001) as f64 / 10_000.0;
+    period.mul_f64(fraction)
+}
+
+/// The reconcile function handed to kube's `Controller` for every kind.
+pub async fn reconcile<K: Managed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    if ctx.settings.dry_run {
+        // Dry-run writes nowhere, not even a finalizer or a status.
+        object.converge(&ctx).await?;
+        return Ok(Action::requeue(jittered(ctx.settings.resync)));
+    }
+    finalizer::finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            FinalizerEvent::Apply(object) => apply(&api, &object, &ctx).await,
+            FinalizerEvent::Cleanup(object) => cleanup(&api, &object, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|error| match error {
+        finalizer::Error::ApplyFailed(error) | finalizer::Error::CleanupFailed(error) => error,
+        finalizer::Error::AddFinalizer(error) | finalizer::Error::RemoveFinalizer(error) => {
+            Error::Kube(error)
+        }
+        other => Error::InvalidSpec(other.to_string()),
+    })
+}
+
+async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Action, Error> {
+    let key = object_key(object);
+    match object.converge(ctx).await {
+        Ok(converged) => {
+            ctx.clear_failures(&key);
+            write_status(api, object, converged.status, &converged.readiness).await?;
+            Ok(Action::requeue(jittered(ctx.settings.resync)))
+        }
+        Err(error) => {
+            let failures = ctx.record_failure(&key);
+            let readiness = error.readiness();
+            tracing::warn!(object = %key, %error, failures, "reconcile failed");
+            ctx.event(
+                object,
+                true,
+                readiness.reason,
+                "Reconcile",
+                readiness.message.clone(),
+            )
+            .await;
+            let previous = object.current_status().cloned().unwrap_or_default();
+            write_status(api, object, previous, &readiness).await?;
+            Ok(error
+                .retry_after(failures)
+                .map_or_else(Action::await_change, Action::requeue))
+        }
+    }
+}
+
+async fn cleanup<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Action, Error> {
+    let key = object_key(object);
+    if object.deletion_policy() == DeletionPolicy::Retain {
+        ctx.event(
+            object,
+            false,
+            "Retained",
+            "Delete",
+            "deletionPolicy is Retain: the AWS object stays".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    match object.cleanup(ctx).await {
+        Ok(()) => {
+            ctx.clear_failures(&key);
+            Ok(Action::await_change())
+        }
+        Err(error) => {
+            // error_policy counts the failure and picks the backoff.
+            let message = format!("cannot delete yet: {error}");
+            tracing::warn!(object = %key, %error, "cleanup failed");
+            ctx.event(object, true, reason::DELETING, "Delete", message.clone())
+                .await;
+            let previous = object.current_status().cloned().unwrap_or_default();
+            write_status(
+                api,
+                object,
+                previous,
+                &Readiness::not_ready(reason::DELETING, message),
+            )
+            .await?;
+            Err(error)
+        }
+    }
+}
+
+/// Writes status with server-side apply, skipping the write when nothing changed.
+async fn write_status<K: Managed>(
+    api: &Api<K>,
+    object: &K,
+    mut status: K::Status,
+    readiness: &Readiness,
+) -> Result<(), Error> {
+    let previous_conditions = object
+        .current_status()
+        .cloned()
+        .map(|mut previous| std::mem::take(&mut K::status_mut(&mut previous).conditions))
+        .unwrap_or_default();
+    let common = K::status_mut(&mut status);
+    common.observed_generation = object.meta().generation;
+    common.conditions = with_ready(&previous_conditions, readiness, object.meta().generation);
+    if object.current_status() == Some(&status) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `error_policy` for kube's `Controller`: errors that escape `reconcile` (finalizer and
+/// cleanup failures) retry with the same backoff as everything else.
+pub fn error_policy<K: Managed>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.record_failure(&object_key(object.as_ref())).max(1);
+    error
+        .retry_after(failures)
+        .map_or_else(Action::await_change, Action::requeue)
+}

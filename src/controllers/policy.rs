@@ -1,0 +1,470 @@
+//! `IamPolicy`: observe the managed policy, plan the difference, apply it.
+
+use kube::ResourceExt;
+
+use super::tags::{Ownership, Tags, conflict_message, desired_tags, ownership, tag_changes};
+use super::{Converged, Managed, adopt_requested, log_planned};
+use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
+use crate::aws::iam::{ObservedPolicy, PolicyVersion};
+use crate::conditions::Readiness;
+use crate::context::Context;
+use crate::equivalence;
+use crate::error::Error;
+
+/// IAM keeps at most five versions of a managed policy.
+pub const MAX_POLICY_VERSIONS: usize = 5;
+
+/// The policy the spec asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub document: PolicyDocument,
+    pub document_json: String,
+    pub tags: Tags,
+}
+
+/// The policy as IAM has it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub policy: ObservedPolicy,
+    /// Raw document of the default version (IAM URL-encodes it).
+    pub document: String,
+    pub versions: Vec<PolicyVersion>,
+}
+
+/// Every write the IamPolicy reconciler can make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PolicyAction {
+    Create,
+    /// Frees a slot: IAM refuses a sixth version.
+    DeleteVersion {
+        version_id: String,
+    },
+    CreateDefaultVersion,
+    Tag {
+        tags: Tags,
+    },
+    Untag {
+        keys: Vec<String>,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub actions: Vec<PolicyAction>,
+    /// Differences that cannot be applied, reported in the Ready message.
+    pub notes: Vec<String>,
+}
+
+pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
+    let Some(observed) = observed else {
+        return Plan {
+            actions: vec![PolicyAction::Create],
+            notes: vec![],
+        };
+    };
+    let mut plan = Plan::default();
+    if !equivalence::document_matches(&desired.document, &observed.document) {
+        if observed.versions.len() >= MAX_POLICY_VERSIONS {
+            // Versions come oldest first.
+            if let Some(oldest) = observed.versions.iter().find(|version| !version.is_default) {
+                plan.actions.push(PolicyAction::DeleteVersion {
+                    version_id: oldest.version_id.clone(),
+                });
+            }
+        }
+        plan.actions.push(PolicyAction::CreateDefaultVersion);
+    }
+    let (set, remove) = tag_changes(&desired.tags, &observed.policy.tags);
+    if !set.is_empty() {
+        plan.actions.push(PolicyAction::Tag { tags: set });
+    }
+    if !remove.is_empty() {
+        plan.actions.push(PolicyAction::Untag { keys: remove });
+    }
+    let observed_description = observed.policy.description.as_deref().unwrap_or_default();
+    if desired.description.as_deref().unwrap_or_default() != observed_description {
+        plan.notes.push(format!(
+            "description differs from IAM's ({observed_description:?}); IAM sets a policy's description only at creation, \
+             so it stays until the policy is recreated"
+        ));
+    }
+    plan
+}
+
+/// The spec, checked for what the CRD schema cannot express, with defaults filled in.
+pub fn desired(policy: &IamPolicy, owner: &str) -> Result<Desired, Error> {
+    let spec = &policy.spec;
+    let document = &spec.document;
+    equivalence::validate(document)
+        .map_err(|problems| Error::InvalidSpec(format!("document: {}", problems.join("; "))))?;
+    equivalence::check_size(document, equivalence::MANAGED_POLICY_MAX_CHARS)
+        .map_err(|problem| Error::InvalidSpec(format!("document: {problem}")))?;
+    Ok(Desired {
+        name: spec.name.clone().unwrap_or_else(|| policy.name_any()),
+        path: spec.path.clone().unwrap_or_else(|| "/".into()),
+        description: spec.description.clone(),
+        document: document.clone(),
+        document_json: equivalence::to_iam_json(document),
+        tags: desired_tags(&spec.tags, owner),
+    })
+}
+
+fn policy_arn(ctx: &Context, desired: &Desired) -> String {
+    format!(
+        "{}policy{}{}",
+        ctx.iam_arn_prefix, desired.path, desired.name
+    )
+}
+
+async fn observe(ctx: &Context, arn: &str) -> Result<Option<Observed>, Error> {
+    let Some(policy) = ctx.iam.get_policy(arn).await? else {
+        return Ok(None);
+    };
+    let versions = ctx.iam.list_policy_versions(arn).await?;
+    let document = ctx
+        .iam
+        .get_policy_version(arn, &policy.default_version_id)
+        .await?;
+    Ok(Some(Observed {
+        policy,
+        document,
+        versions,
+    }))
+}
+
+impl Managed for IamPolicy {
+    type Status = IamPolicyStatus;
+
+    fn status_mut(status: &mut Self::Status) -> &mut crate::api::CommonStatus {
+        &mut status.common
+    }
+
+    fn current_status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+        let owner = ctx.owner_tag_value(self);
+        let desired = desired(self, &owner)?;
+        let arn = policy_arn(ctx, &desired);
+        let observed = observe(ctx, &arn).await?;
+        if let Some(observed) = &observed {
+            let found = ownership(&observed.policy.tags, &owner, adopt_requested(self));
+            if let Ownership::Foreign { .. } = found {
+                return Err(Error::Conflict(conflict_message(
+                    &format!("policy {arn}"),
+                    &found,
+                )));
+            }
+        }
+        let plan = plan(&desired, observed.as_ref());
+        let mut state = observed.map(|observed| observed.policy);
+        if ctx.settings.dry_run {
+            log_planned(
+                ctx,
+                self,
+                plan.actions.iter().map(|action| format!("{action:?}")),
+            );
+        } else {
+            for action in &plan.actions {
+                state = Some(self.apply(ctx, &arn, &desired, state, action).await?);
+            }
+        }
+        let status = IamPolicyStatus {
+            common: Default::default(),
+            arn: state.as_ref().map(|policy| policy.arn.clone()),
+            policy_id: state.as_ref().map(|policy| policy.policy_id.clone()),
+            default_version_id: state
+                .as_ref()
+                .map(|policy| policy.default_version_id.clone()),
+        };
+        let message = if plan.notes.is_empty() {
+            "policy matches the spec".to_string()
+        } else {
+            plan.notes.join("; ")
+        };
+        Ok(Converged {
+            status,
+            readiness: Readiness::available(message),
+            changes: plan.actions.len(),
+        })
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
+        let owner = ctx.owner_tag_value(self);
+        let name = self.spec.name.clone().unwrap_or_else(|| self.name_any());
+        let path = self.spec.path.clone().unwrap_or_else(|| "/".into());
+        let arn = format!("{}policy{path}{name}", ctx.iam_arn_prefix);
+        let Some(policy) = ctx.iam.get_policy(&arn).await? else {
+            return Ok(());
+        };
+        if ownership(&policy.tags, &owner, false) != Ownership::Ours {
+            ctx.event(
+                self,
+                false,
+                "Retained",
+                "Delete",
+                format!("left {arn} in AWS: rolecall does not own it"),
+            )
+            .await;
+            return Ok(());
+        }
+        let entities = ctx.iam.list_entities_for_policy(&arn).await?;
+        let cluster_prefix = format!("{}/", ctx.settings.cluster_name);
+        let mut held = Vec::new();
+        for role in &entities.roles {
+            let managed_by_us = ctx.iam.get_role(role).await?.is_some_and(|observed| {
+                observed
+                    .tags
+                    .get(crate::conditions::OWNER_TAG)
+                    .is_some_and(|o| o.starts_with(&cluster_prefix))
+            });
+            if managed_by_us {
+                ctx.iam.detach_role_policy(role, &arn).await?;
+                ctx.event(
+                    self,
+                    false,
+                    "Detached",
+                    "Delete",
+                    format!("detached {arn} from role {role}"),
+                )
+                .await;
+            } else {
+                held.push(format!("role {role}"));
+            }
+        }
+        held.extend(entities.users.iter().map(|user| format!("user {user}")));
+        held.extend(entities.groups.iter().map(|group| format!("group {group}")));
+        if !held.is_empty() {
+            return Err(Error::Conflict(format!(
+                "policy {arn} is still attached to {} not managed by rolecall; detach it there or set deletionPolicy: Retain",
+                held.join(", ")
+            )));
+        }
+        for version in ctx.iam.list_policy_versions(&arn).await? {
+            if !version.is_default {
+                ctx.iam
+                    .delete_policy_version(&arn, &version.version_id)
+                    .await?;
+            }
+        }
+        ctx.iam.delete_policy(&arn).await?;
+        ctx.event(
+            self,
+            false,
+            "Deleted",
+            "Delete",
+            format!("deleted policy {arn}"),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+impl IamPolicy {
+    async fn apply(
+        &self,
+        ctx: &Context,
+        arn: &str,
+        desired: &Desired,
+        state: Option<ObservedPolicy>,
+        action: &PolicyAction,
+    ) -> Result<ObservedPolicy, Error> {
+        let iam = &ctx.iam;
+        let (state, note) = match (action, state) {
+            (PolicyAction::Create, _) => {
+                let created = iam
+                    .create_policy(
+                        &desired.name,
+                        &desired.path,
+                        desired.description.as_deref(),
+                        &desired.document_json,
+                        &desired.tags,
+                    )
+                    .await?;
+                let note = format!("created policy {}", created.arn);
+                (created, note)
+            }
+            (PolicyAction::DeleteVersion { version_id }, Some(state)) => {
+                iam.delete_policy_version(arn, version_id).await?;
+                (
+                    state,
+                    format!(
+                        "deleted old version {version_id} (IAM keeps at most {MAX_POLICY_VERSIONS})"
+                    ),
+                )
+            }
+            (PolicyAction::CreateDefaultVersion, Some(mut state)) => {
+                state.default_version_id = iam
+                    .create_policy_version(arn, &desired.document_json)
+                    .await?;
+                let note = format!(
+                    "published the document as default version {}",
+                    state.default_version_id
+                );
+                (state, note)
+            }
+            (PolicyAction::Tag { tags }, Some(mut state)) => {
+                iam.tag_policy(arn, tags).await?;
+                state.tags.extend(tags.clone());
+                (
+                    state,
+                    format!(
+                        "set tags {}",
+                        tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            }
+            (PolicyAction::Untag { keys }, Some(mut state)) => {
+                iam.untag_policy(arn, keys).await?;
+                state.tags.retain(|key, _| !keys.contains(key));
+                (state, format!("removed tags {}", keys.join(", ")))
+            }
+            (action, None) => unreachable!("plan only yields {action:?} for an existing policy"),
+        };
+        ctx.event(self, false, "Updated", "Reconcile", note).await;
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions::OWNER_TAG;
+
+    fn document(action: &str) -> PolicyDocument {
+        serde_json::from_value(serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{ "Effect": "Allow", "Action": action, "Resource": "*" }],
+        }))
+        .unwrap()
+    }
+
+    fn desired_with(action: &str) -> Desired {
+        let document = document(action);
+        Desired {
+            name: "p".into(),
+            path: "/".into(),
+            description: Some("d".into()),
+            document_json: equivalence::to_iam_json(&document),
+            document,
+            tags: [(OWNER_TAG.to_string(), "c/ns/p".to_string())].into(),
+        }
+    }
+
+    fn version(id: &str, is_default: bool, created: i64) -> PolicyVersion {
+        PolicyVersion {
+            version_id: id.into(),
+            is_default,
+            created,
+        }
+    }
+
+    fn observed_from(desired: &Desired, versions: Vec<PolicyVersion>) -> Observed {
+        Observed {
+            policy: ObservedPolicy {
+                arn: "arn:aws:iam::123456789012:policy/p".into(),
+                policy_id: "ANPA".into(),
+                default_version_id: "v1".into(),
+                description: desired.description.clone(),
+                tags: desired.tags.clone(),
+            },
+            // IAM answers with URL-encoded JSON.
+            document: desired
+                .document_json
+                .replace('{', "%7B")
+                .replace('}', "%7D")
+                .replace('"', "%22"),
+            versions,
+        }
+    }
+
+    #[test]
+    fn a_missing_policy_is_created() {
+        assert_eq!(
+            plan(&desired_with("s3:GetObject"), None).actions,
+            vec![PolicyAction::Create]
+        );
+    }
+
+    #[test]
+    fn a_converged_policy_needs_no_write() {
+        let desired = desired_with("s3:GetObject");
+        let observed = observed_from(&desired, vec![version("v1", true, 1)]);
+        assert_eq!(plan(&desired, Some(&observed)), Plan::default());
+    }
+
+    #[test]
+    fn a_changed_document_publishes_a_new_default_version() {
+        let old = desired_with("s3:GetObject");
+        let observed = observed_from(&old, vec![version("v1", true, 1)]);
+        let actions = plan(&desired_with("s3:PutObject"), Some(&observed)).actions;
+        assert_eq!(actions, vec![PolicyAction::CreateDefaultVersion]);
+    }
+
+    #[test]
+    fn with_five_versions_the_oldest_non_default_is_pruned_first() {
+        let old = desired_with("s3:GetObject");
+        let versions = vec![
+            version("v1", true, 1),
+            version("v2", false, 2),
+            version("v3", false, 3),
+            version("v4", false, 4),
+            version("v5", false, 5),
+        ];
+        let actions = plan(
+            &desired_with("s3:PutObject"),
+            Some(&observed_from(&old, versions)),
+        )
+        .actions;
+        assert_eq!(
+            actions,
+            vec![
+                PolicyAction::DeleteVersion {
+                    version_id: "v2".into()
+                },
+                PolicyAction::CreateDefaultVersion
+            ]
+        );
+    }
+
+    #[test]
+    fn tag_drift_is_repaired_with_only_the_difference() {
+        let desired = desired_with("s3:GetObject");
+        let mut observed = observed_from(&desired, vec![version("v1", true, 1)]);
+        observed.policy.tags.insert("stray".into(), "x".into());
+        let mut wanted = desired.clone();
+        wanted.tags.insert("team".into(), "web".into());
+        let actions = plan(&wanted, Some(&observed)).actions;
+        assert_eq!(
+            actions,
+            vec![
+                PolicyAction::Tag {
+                    tags: [("team".to_string(), "web".to_string())].into()
+                },
+                PolicyAction::Untag {
+                    keys: vec!["stray".into()]
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_description_change_is_reported_not_applied() {
+        let desired = desired_with("s3:GetObject");
+        let observed = observed_from(&desired, vec![version("v1", true, 1)]);
+        let mut changed = desired.clone();
+        changed.description = Some("new".into());
+        let plan = plan(&changed, Some(&observed));
+        assert!(plan.actions.is_empty());
+        assert_eq!(plan.notes.len(), 1);
+        assert!(plan.notes[0].contains("only at creation"));
+    }
+}

@@ -1,0 +1,647 @@
+//! `IamRole`: observe the role with its policies, plan the difference, apply it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+
+use super::tags::{Ownership, Tags, conflict_message, desired_tags, ownership, tag_changes};
+use super::{Converged, Managed, adopt_requested, log_planned};
+use crate::api::{DeletionPolicy, IamPolicy, IamRole, IamRoleStatus, PolicyDocument};
+use crate::aws::iam::{NewRole, ObservedRole};
+use crate::conditions::{READY, Readiness};
+use crate::context::Context;
+use crate::equivalence;
+use crate::error::Error;
+
+/// IAM's default limit on a trust policy's size.
+pub const TRUST_POLICY_MAX_CHARS: usize = 2048;
+/// IAM's limit on the combined size of a role's inline policies.
+pub const INLINE_POLICIES_MAX_CHARS: usize = 10240;
+const DEFAULT_MAX_SESSION_DURATION: i32 = 3600;
+
+/// The role the spec asks for, with references resolved to ARNs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub name: String,
+    pub path: String,
+    pub trust: PolicyDocument,
+    pub trust_json: String,
+    pub description: String,
+    pub max_session_duration: i32,
+    pub permissions_boundary: Option<String>,
+    pub managed_policy_arns: BTreeSet<String>,
+    pub inline_policies: BTreeMap<String, (PolicyDocument, String)>,
+    pub tags: Tags,
+}
+
+/// The role as IAM has it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub role: ObservedRole,
+    pub attached: BTreeSet<String>,
+    /// Inline policy name to raw (URL-encoded) document.
+    pub inline: BTreeMap<String, String>,
+}
+
+/// Every write the IamRole reconciler can make.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoleAction {
+    Create,
+    UpdateTrustPolicy,
+    UpdateRole {
+        description: String,
+        max_session_duration: i32,
+    },
+    PutPermissionsBoundary {
+        arn: String,
+    },
+    DeletePermissionsBoundary,
+    Tag {
+        tags: Tags,
+    },
+    Untag {
+        keys: Vec<String>,
+    },
+    AttachPolicy {
+        arn: String,
+    },
+    DetachPolicy {
+        arn: String,
+    },
+    PutInlinePolicy {
+        name: String,
+    },
+    DeleteInlinePolicy {
+        name: String,
+    },
+}
+
+pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Vec<RoleAction> {
+    let mut actions = Vec::new();
+    let empty = Observed {
+        role: ObservedRole {
+            arn: String::new(),
+            role_id: String::new(),
+            assume_role_policy: String::new(),
+            description: None,
+            max_session_duration: DEFAULT_MAX_SESSION_DURATION,
+            permissions_boundary: None,
+            tags: Tags::new(),
+        },
+        attached: BTreeSet::new(),
+        inline: BTreeMap::new(),
+    };
+    let observed = match observed {
+        Some(observed) => {
+            let role = &observed.role;
+            if !equivalence::document_matches(&desired.trust, &role.assume_role_policy) {
+                actions.push(RoleAction::UpdateTrustPolicy);
+            }
+            if desired.description != role.description.clone().unwrap_or_default()
+                || desired.max_session_duration != role.max_session_duration
+            {
+                actions.push(RoleAction::UpdateRole {
+                    description: desired.description.clone(),
+                    max_session_duration: desired.max_session_duration,
+                });
+            }
+            match (&desired.permissions_boundary, &role.permissions_boundary) {
+                (Some(want), have) if Some(want) != have.as_ref() => {
+                    actions.push(RoleAction::PutPermissionsBoundary { arn: want.clone() })
+                }
+                (None, Some(_)) => actions.push(RoleAction::DeletePermissionsBoundary),
+                _ => {}
+            }
+            let (set, remove) = tag_changes(&desired.tags, &role.tags);
+            if !set.is_empty() {
+                actions.push(RoleAction::Tag { tags: set });
+            }
+            if !remove.is_empty() {
+                actions.push(RoleAction::Untag { keys: remove });
+            }
+            observed
+        }
+        // CreateRole sets trust, description, session duration, boundary and tags at once.
+        None => {
+            actions.push(RoleAction::Create);
+            &empty
+        }
+    };
+    for arn in desired.managed_policy_arns.difference(&observed.attached) {
+        actions.push(RoleAction::AttachPolicy { arn: arn.clone() });
+    }
+    for arn in observed.attached.difference(&desired.managed_policy_arns) {
+        actions.push(RoleAction::DetachPolicy { arn: arn.clone() });
+    }
+    for (name, (document, _)) in &desired.inline_policies {
+        let current = observed.inline.get(name);
+        if !current.is_some_and(|raw| equivalence::document_matches(document, raw)) {
+            actions.push(RoleAction::PutInlinePolicy { name: name.clone() });
+        }
+    }
+    for name in observed.inline.keys() {
+        if !desired.inline_policies.contains_key(name) {
+            actions.push(RoleAction::DeleteInlinePolicy { name: name.clone() });
+        }
+    }
+    actions
+}
+
+/// The trust policy `trustedServices` stands for.
+pub fn service_trust_policy(services: &[String]) -> PolicyDocument {
+    serde_json::from_value(serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": { "Service": services },
+            "Action": "sts:AssumeRole",
+        }],
+    }))
+    .expect("a valid trust policy")
+}
+
+/// The spec checked for what the schema cannot express, with `policyRefs` resolved.
+pub fn desired(
+    role: &IamRole,
+    owner: &str,
+    referenced_arns: BTreeSet<String>,
+) -> Result<Desired, Error> {
+    let spec = &role.spec;
+    let trust = match (&spec.assume_role_policy, &spec.trusted_services) {
+        (Some(document), None) => document.clone(),
+        (None, Some(services)) => service_trust_policy(services),
+        _ => {
+            return Err(Error::InvalidSpec(
+                "exactly one of assumeRolePolicy and trustedServices must be set".into(),
+            ));
+        }
+    };
+    equivalence::validate(&trust).map_err(|problems| {
+        Error::InvalidSpec(format!("assumeRolePolicy: {}", problems.join("; ")))
+    })?;
+    equivalence::check_size(&trust, TRUST_POLICY_MAX_CHARS)
+        .map_err(|problem| Error::InvalidSpec(format!("assumeRolePolicy: {problem}")))?;
+    let mut inline_policies = BTreeMap::new();
+    let mut inline_size = 0;
+    for (name, document) in &spec.inline_policies {
+        equivalence::validate(document).map_err(|problems| {
+            Error::InvalidSpec(format!("inlinePolicies.{name}: {}", problems.join("; ")))
+        })?;
+        let json = equivalence::to_iam_json(document);
+        inline_size += json.len();
+        inline_policies.insert(name.clone(), (document.clone(), json));
+    }
+    if inline_size > INLINE_POLICIES_MAX_CHARS {
+        return Err(Error::InvalidSpec(format!(
+            "inlinePolicies total {inline_size} characters; IAM allows {INLINE_POLICIES_MAX_CHARS} per role"
+        )));
+    }
+    let mut managed_policy_arns: BTreeSet<String> =
+        spec.managed_policy_arns.iter().cloned().collect();
+    managed_policy_arns.extend(referenced_arns);
+    Ok(Desired {
+        name: spec.name.clone().unwrap_or_else(|| role.name_any()),
+        path: spec.path.clone().unwrap_or_else(|| "/".into()),
+        trust_json: equivalence::to_iam_json(&trust),
+        trust,
+        description: spec.description.clone().unwrap_or_default(),
+        max_session_duration: spec
+            .max_session_duration
+            .unwrap_or(DEFAULT_MAX_SESSION_DURATION),
+        permissions_boundary: spec.permissions_boundary.clone(),
+        managed_policy_arns,
+        inline_policies,
+        tags: desired_tags(&spec.tags, owner),
+    })
+}
+
+/// ARNs of the referenced IamPolicy objects, once each is Ready for its current generation.
+async fn resolve_policy_refs(role: &IamRole, ctx: &Context) -> Result<BTreeSet<String>, Error> {
+    let namespace = role.namespace().unwrap_or_default();
+    let api: Api<IamPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut arns = BTreeSet::new();
+    for reference in &role.spec.policy_refs {
+        let name = &reference.name;
+        let Some(policy) = api.get_opt(name).await? else {
+            return Err(Error::DependencyNotReady(format!(
+                "IamPolicy {name} does not exist in namespace {namespace}"
+            )));
+        };
+        if policy.meta().deletion_timestamp.is_some() {
+            return Err(Error::DependencyNotReady(format!(
+                "IamPolicy {name} is being deleted"
+            )));
+        }
+        let status = policy.status.as_ref();
+        let ready = status.is_some_and(|status| {
+            status.common.observed_generation == policy.meta().generation
+                && status
+                    .common
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == READY && c.status == "True")
+        });
+        match status.and_then(|status| status.arn.clone()) {
+            Some(arn) if ready => {
+                arns.insert(arn);
+            }
+            _ => {
+                return Err(Error::DependencyNotReady(format!(
+                    "IamPolicy {name} is not Ready yet"
+                )));
+            }
+        }
+    }
+    Ok(arns)
+}
+
+async fn observe(ctx: &Context, name: &str) -> Result<Option<Observed>, Error> {
+    let Some(role) = ctx.iam.get_role(name).await? else {
+        return Ok(None);
+    };
+    let attached = ctx
+        .iam
+        .list_attached_role_policies(name)
+        .await?
+        .into_iter()
+        .collect();
+    let inline = ctx.iam.inline_role_policies(name).await?;
+    Ok(Some(Observed {
+        role,
+        attached,
+        inline,
+    }))
+}
+
+impl Managed for IamRole {
+    type Status = IamRoleStatus;
+
+    fn status_mut(status: &mut Self::Status) -> &mut crate::api::CommonStatus {
+        &mut status.common
+    }
+
+    fn current_status(&self) -> Option<&Self::Status> {
+        self.status.as_ref()
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+        let owner = ctx.owner_tag_value(self);
+        let referenced = resolve_policy_refs(self, ctx).await?;
+        let desired = desired(self, &owner, referenced)?;
+        let observed = observe(ctx, &desired.name).await?;
+        if let Some(observed) = &observed {
+            let found = ownership(&observed.role.tags, &owner, adopt_requested(self));
+            if let Ownership::Foreign { .. } = found {
+                return Err(Error::Conflict(conflict_message(
+                    &format!("role {}", desired.name),
+                    &found,
+                )));
+            }
+        }
+        let actions = plan(&desired, observed.as_ref());
+        let mut arn = observed.as_ref().map(|observed| observed.role.arn.clone());
+        let mut role_id = observed
+            .as_ref()
+            .map(|observed| observed.role.role_id.clone());
+        if ctx.settings.dry_run {
+            log_planned(
+                ctx,
+                self,
+                actions.iter().map(|action| format!("{action:?}")),
+            );
+        } else {
+            for action in &actions {
+                if let Some(created) = self.apply(ctx, &desired, action).await? {
+                    arn = Some(created.arn);
+                    role_id = Some(created.role_id);
+                }
+            }
+        }
+        let status = IamRoleStatus {
+            common: Default::default(),
+            arn,
+            role_id,
+            attached_policy_arns: desired.managed_policy_arns.iter().cloned().collect(),
+        };
+        Ok(Converged {
+            status,
+            readiness: Readiness::available("role matches the spec"),
+            changes: actions.len(),
+        })
+    }
+
+    async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
+        let owner = ctx.owner_tag_value(self);
+        let name = self.spec.name.clone().unwrap_or_else(|| self.name_any());
+        let Some(role) = ctx.iam.get_role(&name).await? else {
+            return Ok(());
+        };
+        if ownership(&role.tags, &owner, false) != Ownership::Ours {
+            ctx.event(
+                self,
+                false,
+                "Retained",
+                "Delete",
+                format!("left role {name} in AWS: rolecall does not own it"),
+            )
+            .await;
+            return Ok(());
+        }
+        // IAM refuses DeleteRole while anything hangs off the role.
+        for arn in ctx.iam.list_attached_role_policies(&name).await? {
+            ctx.iam.detach_role_policy(&name, &arn).await?;
+        }
+        for policy_name in ctx.iam.inline_role_policies(&name).await?.keys() {
+            ctx.iam.delete_role_policy(&name, policy_name).await?;
+        }
+        for profile in ctx.iam.instance_profiles_for_role(&name).await? {
+            ctx.iam
+                .remove_role_from_instance_profile(&profile, &name)
+                .await?;
+        }
+        ctx.iam.delete_role(&name).await?;
+        ctx.event(
+            self,
+            false,
+            "Deleted",
+            "Delete",
+            format!("deleted role {}", role.arn),
+        )
+        .await;
+        Ok(())
+    }
+}
+
+impl IamRole {
+    /// Applies one action; returns the role when the action created it.
+    async fn apply(
+        &self,
+        ctx: &Context,
+        desired: &Desired,
+        action: &RoleAction,
+    ) -> Result<Option<ObservedRole>, Error> {
+        let iam = &ctx.iam;
+        let name = desired.name.as_str();
+        let mut created = None;
+        let note = match action {
+            RoleAction::Create => {
+                let role = iam
+                    .create_role(&NewRole {
+                        name,
+                        path: &desired.path,
+                        assume_role_policy: &desired.trust_json,
+                        description: Some(desired.description.as_str()).filter(|d| !d.is_empty()),
+                        max_session_duration: Some(desired.max_session_duration),
+                        permissions_boundary: desired.permissions_boundary.as_deref(),
+                        tags: &desired.tags,
+                    })
+                    .await?;
+                let note = format!("created role {}", role.arn);
+                created = Some(role);
+                note
+            }
+            RoleAction::UpdateTrustPolicy => {
+                iam.update_assume_role_policy(name, &desired.trust_json)
+                    .await?;
+                "updated the trust policy".to_string()
+            }
+            RoleAction::UpdateRole {
+                description,
+                max_session_duration,
+            } => {
+                iam.update_role(name, description, *max_session_duration)
+                    .await?;
+                "updated description and maximum session duration".to_string()
+            }
+            RoleAction::PutPermissionsBoundary { arn } => {
+                iam.put_role_permissions_boundary(name, arn).await?;
+                format!("set permissions boundary {arn}")
+            }
+            RoleAction::DeletePermissionsBoundary => {
+                iam.delete_role_permissions_boundary(name).await?;
+                "removed the permissions boundary".to_string()
+            }
+            RoleAction::Tag { tags } => {
+                iam.tag_role(name, tags).await?;
+                format!(
+                    "set tags {}",
+                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+            RoleAction::Untag { keys } => {
+                iam.untag_role(name, keys).await?;
+                format!("removed tags {}", keys.join(", "))
+            }
+            RoleAction::AttachPolicy { arn } => {
+                iam.attach_role_policy(name, arn).await?;
+                format!("attached {arn}")
+            }
+            RoleAction::DetachPolicy { arn } => {
+                iam.detach_role_policy(name, arn).await?;
+                format!("detached {arn}")
+            }
+            RoleAction::PutInlinePolicy { name: policy_name } => {
+                let (_, json) = &desired.inline_policies[policy_name];
+                iam.put_role_policy(name, policy_name, json).await?;
+                format!("put inline policy {policy_name}")
+            }
+            RoleAction::DeleteInlinePolicy { name: policy_name } => {
+                iam.delete_role_policy(name, policy_name).await?;
+                format!("deleted inline policy {policy_name}")
+            }
+        };
+        ctx.event(self, false, "Updated", "Reconcile", note).await;
+        Ok(created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conditions::OWNER_TAG;
+
+    fn inline(action: &str) -> (PolicyDocument, String) {
+        let document: PolicyDocument = serde_json::from_value(serde_json::json!({
+            "Statement": [{ "Effect": "Allow", "Action": action, "Resource": "*" }],
+        }))
+        .unwrap();
+        let json = equivalence::to_iam_json(&document);
+        (document, json)
+    }
+
+    fn desired() -> Desired {
+        let trust = service_trust_policy(&["ec2.amazonaws.com".into()]);
+        Desired {
+            name: "web".into(),
+            path: "/".into(),
+            trust_json: equivalence::to_iam_json(&trust),
+            trust,
+            description: "web fleet".into(),
+            max_session_duration: 3600,
+            permissions_boundary: None,
+            managed_policy_arns: ["arn:aws:iam::123456789012:policy/a".to_string()].into(),
+            inline_policies: [("logs".to_string(), inline("logs:PutLogEvents"))].into(),
+            tags: [(OWNER_TAG.to_string(), "c/ns/web".to_string())].into(),
+        }
+    }
+
+    fn converged(desired: &Desired) -> Observed {
+        Observed {
+            role: ObservedRole {
+                arn: "arn:aws:iam::123456789012:role/web".into(),
+                role_id: "AROA".into(),
+                // IAM reformats the trust policy; meaning is what counts.
+                assume_role_policy: r#"{"Statement":[{"Action":"sts:AssumeRole","Principal":{"Service":"ec2.amazonaws.com"},"Effect":"Allow"}],"Version":"2012-10-17"}"#.into(),
+                description: Some(desired.description.clone()),
+                max_session_duration: 3600,
+                permissions_boundary: None,
+                tags: desired.tags.clone(),
+            },
+            attached: desired.managed_policy_arns.clone(),
+            inline: desired.inline_policies.iter().map(|(name, (_, json))| (name.clone(), json.clone())).collect(),
+        }
+    }
+
+    #[test]
+    fn a_missing_role_is_created_then_given_its_policies() {
+        assert_eq!(
+            plan(&desired(), None),
+            vec![
+                RoleAction::Create,
+                RoleAction::AttachPolicy {
+                    arn: "arn:aws:iam::123456789012:policy/a".into()
+                },
+                RoleAction::PutInlinePolicy {
+                    name: "logs".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_converged_role_needs_no_write() {
+        let desired = desired();
+        assert_eq!(plan(&desired, Some(&converged(&desired))), vec![]);
+    }
+
+    #[test]
+    fn a_changed_trust_policy_is_updated() {
+        let desired = desired();
+        let mut observed = converged(&desired);
+        observed.role.assume_role_policy =
+            equivalence::to_iam_json(&service_trust_policy(&["lambda.amazonaws.com".into()]));
+        assert_eq!(
+            plan(&desired, Some(&observed)),
+            vec![RoleAction::UpdateTrustPolicy]
+        );
+    }
+
+    #[test]
+    fn description_and_session_duration_change_in_one_update() {
+        let desired = desired();
+        let mut observed = converged(&desired);
+        observed.role.max_session_duration = 7200;
+        assert_eq!(
+            plan(&desired, Some(&observed)),
+            vec![RoleAction::UpdateRole {
+                description: "web fleet".into(),
+                max_session_duration: 3600
+            }]
+        );
+    }
+
+    #[test]
+    fn permissions_boundary_is_set_and_removed() {
+        let mut desired = desired();
+        let observed = converged(&desired);
+        desired.permissions_boundary = Some("arn:aws:iam::aws:policy/PowerUserAccess".into());
+        assert_eq!(
+            plan(&desired, Some(&observed)),
+            vec![RoleAction::PutPermissionsBoundary {
+                arn: "arn:aws:iam::aws:policy/PowerUserAccess".into()
+            }]
+        );
+        let mut bounded = converged(&desired);
+        bounded.role.permissions_boundary = desired.permissions_boundary.take();
+        assert_eq!(
+            plan(&desired, Some(&bounded)),
+            vec![RoleAction::DeletePermissionsBoundary]
+        );
+    }
+
+    #[test]
+    fn only_the_difference_in_managed_policies_is_attached_and_detached() {
+        let mut desired = desired();
+        let observed = converged(&desired);
+        desired.managed_policy_arns = ["arn:aws:iam::aws:policy/ReadOnlyAccess".to_string()].into();
+        assert_eq!(
+            plan(&desired, Some(&observed)),
+            vec![
+                RoleAction::AttachPolicy {
+                    arn: "arn:aws:iam::aws:policy/ReadOnlyAccess".into()
+                },
+                RoleAction::DetachPolicy {
+                    arn: "arn:aws:iam::123456789012:policy/a".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn only_changed_or_removed_inline_policies_are_written() {
+        let mut desired = desired();
+        let observed = converged(&desired);
+        desired
+            .inline_policies
+            .insert("logs".into(), inline("logs:CreateLogStream"));
+        desired
+            .inline_policies
+            .insert("new".into(), inline("s3:ListBucket"));
+        let mut observed_extra = observed.clone();
+        observed_extra
+            .inline
+            .insert("stale".into(), inline("ec2:*").1);
+        assert_eq!(
+            plan(&desired, Some(&observed_extra)),
+            vec![
+                RoleAction::PutInlinePolicy {
+                    name: "logs".into()
+                },
+                RoleAction::PutInlinePolicy { name: "new".into() },
+                RoleAction::DeleteInlinePolicy {
+                    name: "stale".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn adopting_adds_the_owner_tag() {
+        let desired = desired();
+        let mut observed = converged(&desired);
+        observed.role.tags.clear();
+        assert_eq!(
+            plan(&desired, Some(&observed)),
+            vec![RoleAction::Tag {
+                tags: desired.tags.clone()
+            }]
+        );
+    }
+
+    #[test]
+    fn trusted_services_expand_to_a_service_trust_policy() {
+        let document = service_trust_policy(&["ec2.amazonaws.com".into()]);
+        let json: serde_json::Value =
+            serde_json::from_str(&equivalence::to_iam_json(&document)).unwrap();
+        assert_eq!(
+            json["Statement"][0]["Principal"]["Service"][0],
+            "ec2.amazonaws.com"
+        );
+        assert_eq!(json["Statement"][0]["Action"], "sts:AssumeRole");
+    }
+}

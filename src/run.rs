@@ -1,0 +1,245 @@
+//! `rolecall run`: the operator process. Builds the clients, starts one controller per kind,
+//! and stops them cleanly (in-flight reconciles finish) on SIGTERM or Ctrl-C.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use kube::api::Api;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use crate::api::{IamPolicy, IamRole};
+use crate::aws::{AwsArgs, AwsClients, CallLog};
+use crate::context::{Context, Settings};
+use crate::controllers::{Managed, error_policy, reconcile};
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+
+    /// Name of this cluster, written into the rolecall.dev/owner tag of every AWS object
+    /// (`<cluster>/<namespace>/<name>`). Give each cluster sharing an AWS account its own.
+    #[arg(long, env = "ROLECALL_CLUSTER_NAME", default_value = "default")]
+    pub cluster_name: String,
+
+    /// How often every object is re-observed in AWS to repair drift (jittered ±10%), such as
+    /// `600s`, `10m` or `1h`.
+    #[arg(long, env = "ROLECALL_RESYNC_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    pub resync_period: Duration,
+
+    /// Reconciles run at once per kind.
+    #[arg(long, env = "ROLECALL_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+
+    /// Watch only this namespace (all namespaces by default).
+    #[arg(long, env = "ROLECALL_WATCH_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Observe and plan, log every AWS write that would be made, and make none (no Kubernetes
+    /// writes either: no finalizers, no status).
+    #[arg(long, env = "ROLECALL_DRY_RUN")]
+    pub dry_run: bool,
+
+    /// Log format.
+    #[arg(long, env = "ROLECALL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Parses `90s`, `10m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use s, m or h)")),
+    };
+    if seconds == 0 {
+        return Err("the period must be positive".into());
+    }
+    Ok(Duration::from_secs(seconds))
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The binary's entry point for `rolecall run`.
+pub async fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    init_logging(args.log_format);
+    let client = Client::try_default().await?;
+    let aws = AwsClients::from_args(&args.aws).await;
+    let settings = Settings {
+        cluster_name: args.cluster_name.clone(),
+        dry_run: args.dry_run,
+        resync: args.resync_period,
+        namespace: args.namespace.clone(),
+    };
+    let ctx = context(client, &aws, settings).await?;
+    tracing::info!(cluster = %args.cluster_name, dry_run = args.dry_run, "rolecall starting");
+    run_controllers(ctx, args.concurrency, shutdown_signal()).await;
+    tracing::info!("rolecall stopped");
+    Ok(())
+}
+
+/// Builds the shared context; asks STS who we are to know the account's ARN prefix.
+pub async fn context(
+    client: Client,
+    aws: &AwsClients,
+    settings: Settings,
+) -> Result<Arc<Context>, Box<dyn std::error::Error + Send + Sync>> {
+    let identity = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot determine the AWS account (sts:GetCallerIdentity): {}",
+                aws_sdk_sts::error::DisplayErrorContext(error)
+            )
+        })?;
+    let partition = identity
+        .arn()
+        .and_then(|arn| arn.split(':').nth(1))
+        .unwrap_or("aws");
+    let account = identity
+        .account()
+        .ok_or("sts:GetCallerIdentity returned no account")?;
+    let prefix = format!("arn:{partition}:iam::{account}:");
+    Ok(Arc::new(Context::new(
+        client,
+        aws,
+        Arc::new(CallLog::default()),
+        settings,
+        prefix,
+    )))
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: letting in-flight reconciles finish");
+}
+
+fn api<K>(ctx: &Context) -> Api<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    match &ctx.settings.namespace {
+        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+/// Runs every controller until `shutdown` completes; each then finishes its in-flight work.
+pub async fn run_controllers(
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let shutdown = shutdown.shared();
+    let config = ControllerConfig::default().concurrency(concurrency);
+    let watch = watcher::Config::default();
+
+    let policies = Controller::new(api::<IamPolicy>(&ctx), watch.clone())
+        .with_config(config.clone())
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            reconcile::<IamPolicy>,
+            error_policy::<IamPolicy>,
+            ctx.clone(),
+        )
+        .for_each(log_result::<IamPolicy>);
+
+    let roles = Controller::new(api::<IamRole>(&ctx), watch.clone()).with_config(config);
+    let role_store = roles.store();
+    // A policy becoming Ready (or changing ARN) re-triggers the roles that reference it at once.
+    let roles = roles
+        .watches(api::<IamPolicy>(&ctx), watch, move |policy: IamPolicy| {
+            let namespace = policy.namespace();
+            let name = policy.name_any();
+            role_store
+                .state()
+                .into_iter()
+                .filter(|role| {
+                    role.namespace() == namespace
+                        && role.spec.policy_refs.iter().any(|r| r.name == name)
+                })
+                .map(|role| ObjectRef::from_obj(role.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::<IamRole>, error_policy::<IamRole>, ctx.clone())
+        .for_each(log_result::<IamRole>);
+
+    futures::join!(policies, roles);
+}
+
+async fn log_result<K: Managed>(
+    result: Result<
+        (ObjectRef<K>, kube::runtime::controller::Action),
+        kube::runtime::controller::Error<crate::error::Error, watcher::Error>,
+    >,
+) {
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
+            tracing::debug!(%object, %error, "reconcile failed; retrying with backoff")
+        }
+        Err(error) => tracing::warn!(%error, "controller error"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("42"), Ok(Duration::from_secs(42)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+}

@@ -1,0 +1,105 @@
+//! Runs the operator in-process, watching one namespace, against the real API server and
+//! moto, so each test has its own controllers and its own AWS call counts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use rolecall::aws::{AwsArgs, AwsClients, CallKind};
+use rolecall::context::{Context, Settings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct Operator {
+    pub ctx: Arc<Context>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+pub struct Options {
+    pub resync: Duration,
+    pub dry_run: bool,
+    pub endpoint: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(3600),
+            dry_run: false,
+            endpoint: None,
+        }
+    }
+}
+
+pub fn aws_args(endpoint: Option<String>) -> AwsArgs {
+    AwsArgs {
+        region: Some("us-east-1".into()),
+        aws_endpoint_url: Some(endpoint.unwrap_or_else(super::aws_endpoint)),
+    }
+}
+
+pub async fn aws_clients() -> AwsClients {
+    AwsClients::from_args(&aws_args(None)).await
+}
+
+impl Operator {
+    pub async fn start(client: &Client, namespace: &str, options: Options) -> Self {
+        rolecall::run::init_logging(rolecall::run::LogFormat::Text);
+        let aws = AwsClients::from_args(&aws_args(options.endpoint.clone())).await;
+        let settings = Settings {
+            cluster_name: "test".into(),
+            dry_run: options.dry_run,
+            resync: options.resync,
+            namespace: Some(namespace.into()),
+        };
+        // The account prefix comes from moto itself even when the operator's endpoint is a
+        // dead one (for the AWS-unreachable tests).
+        let identity_clients = AwsClients::from_args(&aws_args(None)).await;
+        let probe = rolecall::run::context(client.clone(), &identity_clients, settings.clone())
+            .await
+            .expect("context");
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            &aws,
+            probe.calls.clone(),
+            settings,
+            probe.iam_arn_prefix.clone(),
+        ));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(rolecall::run::run_controllers(ctx.clone(), 4, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            ctx,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.ctx.calls.total(CallKind::Write)
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.ctx.calls.total(CallKind::Read)
+    }
+
+    /// Stops the controllers, letting in-flight reconciles finish.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
