@@ -785,3 +785,106 @@ async fn deleting_while_aws_is_unreachable_keeps_the_finalizer() {
     assert!(role_in_moto(&env.aws, &role_name).await.is_none());
     recovered.stop().await;
 }
+
+/// Calls per phase, from the operator's own call log: (reads, writes).
+fn delta(before: &Operator, reads: u64, writes: u64) -> (u64, u64) {
+    (before.reads() - reads, before.writes() - writes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_role_with_two_policies_costs_the_minimal_writes() {
+    let env = env("calls").await;
+    let operator = Operator::start(&env.client, &env.namespace, Options::default()).await;
+    for name in ["a", "b"] {
+        let aws_name = format!("{}-{name}", env.namespace);
+        env.policies
+            .create(
+                &PostParams::default(),
+                &policy(name, &aws_name, &["s3:GetObject"]),
+            )
+            .await
+            .unwrap();
+    }
+    let role_name = format!("{}-two", env.namespace);
+    env.roles
+        .create(&PostParams::default(), &role("two", json!({
+            "name": role_name, "trustedServices": ["ec2.amazonaws.com"], "policyRefs": [{ "name": "a" }, { "name": "b" }],
+        })))
+        .await
+        .unwrap();
+    wait_reason(&env.policies, "a", "Available").await;
+    wait_reason(&env.policies, "b", "Available").await;
+    wait_reason(&env.roles, "two", "Available").await;
+    let (create_reads, create_writes) = delta(&operator, 0, 0);
+    eprintln!(
+        "create: {create_reads} reads, {create_writes} writes: {:?}",
+        operator.ctx.calls.snapshot()
+    );
+    // CreatePolicy x2, CreateRole (trust, tags and all in one call), AttachRolePolicy x2.
+    assert_eq!(create_writes, 5, "{:?}", operator.ctx.calls.snapshot());
+
+    // A resync is a reconcile with nothing changed; touching an annotation triggers one per object.
+    let (reads, writes) = (operator.reads(), operator.writes());
+    for (api_name, kind) in [("a", "policy"), ("b", "policy"), ("two", "role")] {
+        let touch = json!({ "metadata": { "annotations": { "test/touched": "1" } } });
+        match kind {
+            "policy" => drop(
+                env.policies
+                    .patch(api_name, &PatchParams::default(), &Patch::Merge(&touch))
+                    .await
+                    .unwrap(),
+            ),
+            _ => drop(
+                env.roles
+                    .patch(api_name, &PatchParams::default(), &Patch::Merge(&touch))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+    // Two policies (GetPolicy, ListPolicyVersions, GetPolicyVersion) and one role (GetRole,
+    // ListAttachedRolePolicies, ListRolePolicies).
+    common::wait_for("the resync reads", WAIT, || async {
+        (operator.reads() >= reads + 9).then_some(())
+    })
+    .await;
+    let (resync_reads, resync_writes) = delta(&operator, reads, writes);
+    eprintln!("resync: {resync_reads} reads, {resync_writes} writes");
+    assert_eq!(resync_writes, 0);
+
+    let (reads, writes) = (operator.reads(), operator.writes());
+    env.roles
+        .delete("two", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for("role gone", WAIT, || async {
+        env.roles
+            .get_opt("two")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    for name in ["a", "b"] {
+        env.policies
+            .delete(name, &DeleteParams::default())
+            .await
+            .unwrap();
+        common::wait_for("policy gone", WAIT, || async {
+            env.policies
+                .get_opt(name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
+    let (delete_reads, delete_writes) = delta(&operator, reads, writes);
+    eprintln!("delete: {delete_reads} reads, {delete_writes} writes");
+    // DetachRolePolicy x2, DeleteRole, DeletePolicy x2.
+    assert_eq!(delete_writes, 5, "{:?}", operator.ctx.calls.snapshot());
+    assert!(role_in_moto(&env.aws, &role_name).await.is_none());
+    operator.stop().await;
+}
