@@ -25,4 +25,7 @@ pub enum Command {
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },
+    /// Serve a mock EC2 instance metadata service (IMDSv2) for one instance, answering from
+    /// live AWS or moto state: its instance profile, role, and credentials minted for it.
+    ImdsMock(crate::imds::ImdsArgs),
 }

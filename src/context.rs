@@ -2,14 +2,16 @@
 //! counts for backoff.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use crate::aws::{AwsClients, CallLog, Iam};
+use crate::api::Ec2InstanceBinding;
+use crate::aws::{AwsClients, CallLog, Ec2, Iam};
 
 /// Operator settings that reconciles read.
 #[derive(Clone, Debug)]
@@ -27,12 +29,15 @@ pub struct Settings {
 pub struct Context {
     pub client: Client,
     pub iam: Iam,
+    pub ec2: Ec2,
     pub calls: Arc<CallLog>,
     pub settings: Settings,
     /// `arn:<partition>:iam::<account>:`, the prefix of customer managed ARNs.
     pub iam_arn_prefix: String,
     recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
+    /// Every binding in the watched scope, to find two bindings claiming one instance.
+    pub bindings: OnceLock<Store<Ec2InstanceBinding>>,
     /// Actions planned in dry-run mode, as logged; kept for inspection.
     pub planned: Mutex<Vec<String>>,
 }
@@ -54,12 +59,14 @@ impl Context {
         );
         Self {
             iam: Iam::new(aws.iam.clone(), calls.clone()),
+            ec2: Ec2::new(aws.ec2.clone(), calls.clone()),
             client,
             calls,
             settings,
             iam_arn_prefix,
             recorder,
             failures: Mutex::default(),
+            bindings: OnceLock::new(),
             planned: Mutex::default(),
         }
     }

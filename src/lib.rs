@@ -8,4 +8,5 @@ pub mod context;
 pub mod controllers;
 pub mod equivalence;
 pub mod error;
+pub mod imds;
 pub mod run;

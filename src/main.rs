@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Crd { out_dir: Some(dir) } => write_crds(&dir),
+        Command::ImdsMock(args) => run_imds_mock(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,6 +30,15 @@ fn run_operator(args: rolecall::run::RunArgs) -> Result<(), std::io::Error> {
         .build()?;
     runtime
         .block_on(rolecall::run::main(args))
+        .map_err(std::io::Error::other)
+}
+
+fn run_imds_mock(args: rolecall::imds::ImdsArgs) -> Result<(), std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(rolecall::imds::main(args))
         .map_err(std::io::Error::other)
 }
 

@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use crate::api::{IamPolicy, IamRole};
+use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
 use crate::aws::{AwsArgs, AwsClients, CallLog};
 use crate::context::{Context, Settings};
 use crate::controllers::{Managed, error_policy, reconcile};
@@ -190,28 +190,123 @@ pub async fn run_controllers(
         )
         .for_each(log_result::<IamPolicy>);
 
-    let roles = Controller::new(api::<IamRole>(&ctx), watch.clone()).with_config(config);
+    let roles = Controller::new(api::<IamRole>(&ctx), watch.clone()).with_config(config.clone());
     let role_store = roles.store();
     // A policy becoming Ready (or changing ARN) re-triggers the roles that reference it at once.
     let roles = roles
-        .watches(api::<IamPolicy>(&ctx), watch, move |policy: IamPolicy| {
-            let namespace = policy.namespace();
-            let name = policy.name_any();
-            role_store
-                .state()
-                .into_iter()
-                .filter(|role| {
-                    role.namespace() == namespace
-                        && role.spec.policy_refs.iter().any(|r| r.name == name)
-                })
-                .map(|role| ObjectRef::from_obj(role.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
+        .watches(
+            api::<IamPolicy>(&ctx),
+            watch.clone(),
+            move |policy: IamPolicy| {
+                let namespace = policy.namespace();
+                let name = policy.name_any();
+                role_store
+                    .state()
+                    .into_iter()
+                    .filter(|role| {
+                        role.namespace() == namespace
+                            && role.spec.policy_refs.iter().any(|r| r.name == name)
+                    })
+                    .map(|role| ObjectRef::from_obj(role.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile::<IamRole>, error_policy::<IamRole>, ctx.clone())
         .for_each(log_result::<IamRole>);
 
-    futures::join!(policies, roles);
+    let profiles =
+        Controller::new(api::<InstanceProfile>(&ctx), watch.clone()).with_config(config.clone());
+    let profile_store = profiles.store();
+    let profiles = profiles
+        .watches(api::<IamRole>(&ctx), watch.clone(), move |role: IamRole| {
+            let namespace = role.namespace();
+            let name = role.name_any();
+            profile_store
+                .state()
+                .into_iter()
+                .filter(|profile| {
+                    profile.namespace() == namespace
+                        && profile
+                            .spec
+                            .role_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == name)
+                })
+                .map(|profile| ObjectRef::from_obj(profile.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown.clone())
+        .run(
+            reconcile::<InstanceProfile>,
+            error_policy::<InstanceProfile>,
+            ctx.clone(),
+        )
+        .for_each(log_result::<InstanceProfile>);
+
+    let bindings =
+        Controller::new(api::<Ec2InstanceBinding>(&ctx), watch.clone()).with_config(config);
+    let binding_store = bindings.store();
+    let _ = ctx.bindings.set(binding_store.clone());
+    let by_profile = binding_store.clone();
+    let bindings = bindings
+        .watches(
+            api::<InstanceProfile>(&ctx),
+            watch.clone(),
+            move |profile: InstanceProfile| {
+                let namespace = profile.namespace();
+                let name = profile.name_any();
+                by_profile
+                    .state()
+                    .into_iter()
+                    .filter(|binding| {
+                        binding.namespace() == namespace
+                            && binding
+                                .spec
+                                .instance_profile_ref
+                                .as_ref()
+                                .is_some_and(|r| r.name == name)
+                    })
+                    .map(|binding| ObjectRef::from_obj(binding.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // A binding that finds a conflict wakes the bindings it conflicts with, so both report it.
+        .watches(
+            api::<Ec2InstanceBinding>(&ctx),
+            watch,
+            move |changed: Ec2InstanceBinding| {
+                let contested: Vec<String> = changed
+                    .status
+                    .iter()
+                    .flat_map(|status| status.instances.iter())
+                    .filter(|instance| instance.state == "conflict")
+                    .map(|instance| instance.instance_id.clone())
+                    .collect();
+                binding_store
+                    .state()
+                    .into_iter()
+                    .filter(|other| other.uid() != changed.uid())
+                    .filter(|other| {
+                        other
+                            .status
+                            .iter()
+                            .flat_map(|s| s.instances.iter())
+                            .any(|i| contested.contains(&i.instance_id))
+                    })
+                    .map(|other| ObjectRef::from_obj(other.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown)
+        .run(
+            reconcile::<Ec2InstanceBinding>,
+            error_policy::<Ec2InstanceBinding>,
+            ctx.clone(),
+        )
+        .for_each(log_result::<Ec2InstanceBinding>);
+
+    futures::join!(policies, roles, profiles, bindings);
 }
 
 async fn log_result<K: Managed>(

@@ -2,7 +2,13 @@
 //! them to prove that a converged object costs no write.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Mutex;
+
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+
+use super::error::AwsError;
 
 /// Whether a call can change AWS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,6 +37,21 @@ impl CallLog {
         } else {
             count.failed += 1;
         }
+    }
+
+    /// Sends one request, counting it and classifying its error.
+    pub async fn call<T, E>(
+        &self,
+        kind: CallKind,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    ) -> Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let result = request.await;
+        self.record(kind, operation, result.is_ok());
+        result.map_err(|error| AwsError::from_sdk(operation, error))
     }
 
     /// Every operation called so far with its counts.

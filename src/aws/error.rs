@@ -47,9 +47,18 @@ impl AwsError {
                     .map(str::to_owned)
                     .unwrap_or_else(|| service_error.to_string());
                 let server_side = context.raw().status().is_server_error();
+                // EC2 does not know a just-created instance profile for a few seconds (IAM is
+                // eventually consistent): that is a retry, not a failure.
+                let class = if code.as_deref() == Some("InvalidParameterValue")
+                    && message.contains("Instance Profile")
+                {
+                    ErrorClass::Transient
+                } else {
+                    classify(code.as_deref(), server_side)
+                };
                 Self {
                     operation,
-                    class: classify(code.as_deref(), server_side),
+                    class,
                     code,
                     message,
                 }

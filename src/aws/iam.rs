@@ -94,13 +94,11 @@ impl Iam {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let result = request.await;
-        self.calls.record(kind, operation, result.is_ok());
-        result.map_err(|error| AwsError::from_sdk(operation, error))
+        self.calls.call(kind, operation, request).await
     }
 
     /// Turns "not found" into `None`.
-    fn optional<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
+    pub(crate) fn optional<T>(result: Result<T, AwsError>) -> Result<Option<T>, AwsError> {
         match result {
             Ok(value) => Ok(Some(value)),
             Err(error) if error.is_not_found() => Ok(None),
@@ -678,6 +676,139 @@ impl Iam {
                 CallKind::Write,
                 "DeleteRole",
                 self.client.delete_role().role_name(name).send(),
+            )
+            .await;
+        Self::optional(result).map(drop)
+    }
+}
+
+/// An instance profile as IAM reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObservedInstanceProfile {
+    pub arn: String,
+    pub instance_profile_id: String,
+    /// Names of the roles it holds (IAM allows at most one).
+    pub roles: Vec<String>,
+    pub tags: Tags,
+}
+
+impl Iam {
+    pub async fn get_instance_profile(
+        &self,
+        name: &str,
+    ) -> Result<Option<ObservedInstanceProfile>, AwsError> {
+        let output = self
+            .call(
+                CallKind::Read,
+                "GetInstanceProfile",
+                self.client
+                    .get_instance_profile()
+                    .instance_profile_name(name)
+                    .send(),
+            )
+            .await;
+        Ok(Self::optional(output)?
+            .and_then(|output| output.instance_profile)
+            .map(|profile| ObservedInstanceProfile {
+                arn: profile.arn().to_owned(),
+                instance_profile_id: profile.instance_profile_id().to_owned(),
+                roles: profile
+                    .roles()
+                    .iter()
+                    .map(|role| role.role_name().to_owned())
+                    .collect(),
+                tags: from_tags(profile.tags()),
+            }))
+    }
+
+    pub async fn create_instance_profile(
+        &self,
+        name: &str,
+        path: &str,
+        tags: &Tags,
+    ) -> Result<ObservedInstanceProfile, AwsError> {
+        let output = self
+            .call(
+                CallKind::Write,
+                "CreateInstanceProfile",
+                self.client
+                    .create_instance_profile()
+                    .instance_profile_name(name)
+                    .path(path)
+                    .set_tags(Some(to_tags(tags)))
+                    .send(),
+            )
+            .await?;
+        let profile = output
+            .instance_profile
+            .expect("CreateInstanceProfile returns the profile");
+        Ok(ObservedInstanceProfile {
+            arn: profile.arn().to_owned(),
+            instance_profile_id: profile.instance_profile_id().to_owned(),
+            roles: Vec::new(),
+            tags: tags.clone(),
+        })
+    }
+
+    pub async fn add_role_to_instance_profile(
+        &self,
+        profile: &str,
+        role: &str,
+    ) -> Result<(), AwsError> {
+        self.call(
+            CallKind::Write,
+            "AddRoleToInstanceProfile",
+            self.client
+                .add_role_to_instance_profile()
+                .instance_profile_name(profile)
+                .role_name(role)
+                .send(),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn tag_instance_profile(&self, name: &str, tags: &Tags) -> Result<(), AwsError> {
+        self.call(
+            CallKind::Write,
+            "TagInstanceProfile",
+            self.client
+                .tag_instance_profile()
+                .instance_profile_name(name)
+                .set_tags(Some(to_tags(tags)))
+                .send(),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn untag_instance_profile(
+        &self,
+        name: &str,
+        keys: &[String],
+    ) -> Result<(), AwsError> {
+        self.call(
+            CallKind::Write,
+            "UntagInstanceProfile",
+            self.client
+                .untag_instance_profile()
+                .instance_profile_name(name)
+                .set_tag_keys(Some(keys.to_vec()))
+                .send(),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn delete_instance_profile(&self, name: &str) -> Result<(), AwsError> {
+        let result = self
+            .call(
+                CallKind::Write,
+                "DeleteInstanceProfile",
+                self.client
+                    .delete_instance_profile()
+                    .instance_profile_name(name)
+                    .send(),
             )
             .await;
         Self::optional(result).map(drop)

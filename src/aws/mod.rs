@@ -3,10 +3,12 @@
 
 pub mod calls;
 pub mod config;
+pub mod ec2;
 pub mod error;
 pub mod iam;
 
 pub use calls::{CallKind, CallLog};
 pub use config::{AwsArgs, AwsClients};
+pub use ec2::Ec2;
 pub use error::{AwsError, ErrorClass};
 pub use iam::Iam;

@@ -1,6 +1,8 @@
 //! The reconcile machinery every kind shares (finalizer, status, events, backoff, resync),
 //! and the wiring of one `Controller` per kind.
 
+pub mod binding;
+pub mod instance_profile;
 pub mod policy;
 pub mod role;
 pub mod tags;
@@ -32,6 +34,8 @@ pub struct Converged<S> {
     pub readiness: Readiness,
     /// Number of AWS writes made (or planned, in dry-run).
     pub changes: usize,
+    /// AWS is still settling (an association in progress): look again soon, not at resync.
+    pub retry_soon: bool,
 }
 
 /// A kind rolecall reconciles: observe → plan → apply in `converge`, teardown in `cleanup`.
@@ -55,6 +59,14 @@ pub trait Managed:
         ctx: &Context,
     ) -> impl Future<Output = Result<Converged<Self::Status>, Error>> + Send;
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// Whether a dependency's status says Ready for its current generation.
+pub fn is_ready(status: &CommonStatus, generation: Option<i64>) -> bool {
+    status.observed_generation == generation
+        && status.conditions.iter().any(|condition| {
+            condition.type_ == crate::conditions::READY && condition.status == "True"
+        })
 }
 
 pub fn adopt_requested<K: Resource>(object: &K) -> bool {
@@ -127,12 +139,19 @@ async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Ac
         Ok(converged) => {
             ctx.clear_failures(&key);
             write_status(api, object, converged.status, &converged.readiness).await?;
+            if converged.retry_soon {
+                return Ok(Action::requeue(binding::ASSOCIATING_RETRY));
+            }
             Ok(Action::requeue(jittered(ctx.settings.resync)))
         }
         Err(error) => {
             let failures = ctx.record_failure(&key);
             let readiness = error.readiness();
-            tracing::warn!(object = %key, %error, failures, "reconcile failed");
+            if matches!(error, Error::DependencyNotReady(_)) {
+                tracing::info!(object = %key, %error, "waiting for a dependency");
+            } else {
+                tracing::warn!(object = %key, %error, failures, "reconcile failed");
+            }
             ctx.event(
                 object,
                 true,

@@ -194,6 +194,7 @@ impl Managed for IamPolicy {
             status,
             readiness: Readiness::available(message),
             changes: plan.actions.len(),
+            retry_soon: false,
         })
     }
 

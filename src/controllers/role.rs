@@ -332,6 +332,7 @@ impl Managed for IamRole {
             status,
             readiness: Readiness::available("role matches the spec"),
             changes: actions.len(),
+            retry_soon: false,
         })
     }
 
