@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local AWS fake (moto server) for rolecall tests, on 127.0.0.1 only.
 #   scripts/moto.sh install              pinned venv outside the checkout (moto + awscli v1)
-#   scripts/moto.sh up [--enforce-iam]   start moto_server (free port or $MOTO_PORT) in the background
+#   scripts/moto.sh up [--enforce-iam]   start moto (tools/moto/server.py) (free port or $MOTO_PORT) in the background
 #   scripts/moto.sh env                  shell lines to eval: eval "$(scripts/moto.sh env)"
 #   scripts/moto.sh reset                wipe moto's state and request recording (re-creates the admin user when enforcing)
 #   scripts/moto.sh down                 stop the recorded server
@@ -42,7 +42,7 @@ running_pid() { # pid of the recorded moto_server if it is alive
   local pid
   pid=$(cat "$PIDF" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q moto_server && echo "$pid"
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q tools/moto/server.py && echo "$pid"
 }
 
 endpoint() { sed -n 's/^export ROLECALL_TEST_AWS_ENDPOINT=\([^ ]*\).*/\1/p' "$STATE/env" 2>/dev/null; }
@@ -87,7 +87,7 @@ up() {
   INITIAL_NO_AUTH_ACTION_COUNT=$([[ $enforce == 1 ]] && echo 0 || echo inf) \
     MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$STATE/recording.jsonl \
     MOTO_IAM_LOAD_MANAGED_POLICIES=true \
-    setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
+    setsid nohup "$VENV/bin/python" "$ROOT/tools/moto/server.py" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
   echo $! >"$PIDF"
   local deadline=$((SECONDS + 30))
   until answers "$url"; do

@@ -17,7 +17,10 @@ cleanup() {
   local status=$?
   for component in "${started[@]}"; do
     echo "==> stopping $component"
-    "scripts/$component.sh" down || true
+    case $component in
+      enforced) enforced_down || true ;;
+      *) "scripts/$component.sh" down || true ;;
+    esac
   done
   exit "$status"
 }
@@ -40,6 +43,17 @@ fi
 
 started+=(moto)
 scripts/moto.sh up
+# The seed story runs against a second moto that enforces IAM authorization.
+enforced_state="${ROLECALL_STATE:-$HOME/.cache/rolecall/state}/enforced"
+enforced_down() { ROLECALL_STATE="$enforced_state" scripts/moto.sh down; }
+started+=(enforced)
+ROLECALL_STATE="$enforced_state" scripts/moto.sh up --enforce-iam
+enforced_env=$(ROLECALL_STATE="$enforced_state" scripts/moto.sh env)
+read -r ROLECALL_TEST_ENFORCED_AWS_ENDPOINT ROLECALL_TEST_ENFORCED_ADMIN_KEY_ID ROLECALL_TEST_ENFORCED_ADMIN_SECRET \
+  ROLECALL_TEST_ENFORCED_EC2_KEY_ID ROLECALL_TEST_ENFORCED_EC2_SECRET < <(
+  bash -c "$enforced_env"'; echo "$ROLECALL_TEST_AWS_ENDPOINT $ROLECALL_TEST_MOTO_ADMIN_ACCESS_KEY_ID $ROLECALL_TEST_MOTO_ADMIN_SECRET_ACCESS_KEY $ROLECALL_TEST_MOTO_EC2_ACCESS_KEY_ID $ROLECALL_TEST_MOTO_EC2_SECRET_ACCESS_KEY"')
+export ROLECALL_TEST_ENFORCED_AWS_ENDPOINT ROLECALL_TEST_ENFORCED_ADMIN_KEY_ID ROLECALL_TEST_ENFORCED_ADMIN_SECRET \
+  ROLECALL_TEST_ENFORCED_EC2_KEY_ID ROLECALL_TEST_ENFORCED_EC2_SECRET
 eval "$(scripts/moto.sh env)"
 
 echo "==> cargo test"

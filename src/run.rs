@@ -320,6 +320,10 @@ async fn log_result<K: Managed>(
         Err(kube::runtime::controller::Error::ReconcilerFailed(error, object)) => {
             tracing::debug!(%object, %error, "reconcile failed; retrying with backoff")
         }
+        // A deleted object still queued: nothing to do.
+        Err(kube::runtime::controller::Error::ObjectNotFound(object)) => {
+            tracing::debug!(%object, "object gone before its reconcile")
+        }
         Err(error) => tracing::warn!(%error, "controller error"),
     }
 }

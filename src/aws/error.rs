@@ -42,10 +42,23 @@ impl AwsError {
             SdkError::ServiceError(context) => {
                 let service_error = context.err();
                 let code = service_error.code().map(str::to_owned);
+                // An answer without an AWS error code (a proxy, a mock) is shown as it came.
                 let message = service_error
                     .message()
                     .map(str::to_owned)
-                    .unwrap_or_else(|| service_error.to_string());
+                    .unwrap_or_else(|| {
+                        let raw = context.raw();
+                        let body = raw
+                            .body()
+                            .bytes()
+                            .map(String::from_utf8_lossy)
+                            .unwrap_or_default();
+                        format!(
+                            "HTTP {}: {}",
+                            raw.status().as_u16(),
+                            body.chars().take(300).collect::<String>()
+                        )
+                    });
                 let server_side = context.raw().status().is_server_error();
                 // EC2 does not know a just-created instance profile for a few seconds (IAM is
                 // eventually consistent): that is a retry, not a failure.

@@ -17,6 +17,12 @@ import boto3
 
 USER = "rolecall-admin"
 ADMIN = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
+# The IMDS mock stands in for the EC2 service: it signs as this user (see server.py) and
+# needs only what EC2 does to hand an instance its role's credentials.
+EC2_SERVICE = "ec2.amazonaws.com"
+EC2_SERVICE_POLICY = ('{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":'
+                      '["sts:AssumeRole","ec2:DescribeIamInstanceProfileAssociations",'
+                      '"iam:GetInstanceProfile"],"Resource":"*"}]}')
 
 
 def moto_api(endpoint: str, path: str, body: bytes = b"") -> None:
@@ -38,12 +44,20 @@ def main() -> None:
         iam.put_user_policy(UserName=USER, PolicyName="admin", PolicyDocument=ADMIN)
         for key in iam.list_access_keys(UserName=USER)["AccessKeyMetadata"]:
             iam.delete_access_key(UserName=USER, AccessKeyId=key["AccessKeyId"])
+        if not any(u["UserName"] == EC2_SERVICE for u in iam.list_users()["Users"]):
+            iam.create_user(UserName=EC2_SERVICE)
+        iam.put_user_policy(UserName=EC2_SERVICE, PolicyName="imds", PolicyDocument=EC2_SERVICE_POLICY)
+        for key in iam.list_access_keys(UserName=EC2_SERVICE)["AccessKeyMetadata"]:
+            iam.delete_access_key(UserName=EC2_SERVICE, AccessKeyId=key["AccessKeyId"])
         moto_api(endpoint, "/moto-api/seed?a=4242")
         key = iam.create_access_key(UserName=USER)["AccessKey"]
+        ec2_key = iam.create_access_key(UserName=EC2_SERVICE)["AccessKey"]
     finally:
         moto_api(endpoint, "/moto-api/reset-auth", b"0")
     print(f"export ROLECALL_TEST_MOTO_ADMIN_ACCESS_KEY_ID={key['AccessKeyId']}")
     print(f"export ROLECALL_TEST_MOTO_ADMIN_SECRET_ACCESS_KEY={key['SecretAccessKey']}")
+    print(f"export ROLECALL_TEST_MOTO_EC2_ACCESS_KEY_ID={ec2_key['AccessKeyId']}")
+    print(f"export ROLECALL_TEST_MOTO_EC2_SECRET_ACCESS_KEY={ec2_key['SecretAccessKey']}")
 
 
 if __name__ == "__main__":
