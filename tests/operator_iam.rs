@@ -210,6 +210,25 @@ async fn policy_and_role_converge_and_a_resync_makes_no_write() {
         .unwrap();
     assert_eq!(inline.policy_names(), ["logs"]);
 
+    // One Event per AWS change, on the object that made it.
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.namespace);
+    common::wait_for("the role's Events", WAIT, || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let notes: Vec<String> = list
+            .items
+            .iter()
+            .filter(|event| event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web"))
+            .filter_map(|event| event.note.clone())
+            .collect();
+        let expected = ["created role", "attached", "put inline policy logs"];
+        expected
+            .iter()
+            .all(|text| notes.iter().any(|note| note.contains(text)))
+            .then_some(())
+    })
+    .await;
+
     // Converged: later resyncs read AWS but write nothing.
     let writes = operator.writes();
     let reads = operator.reads();

@@ -62,9 +62,7 @@ impl AwsError {
                 let server_side = context.raw().status().is_server_error();
                 // EC2 does not know a just-created instance profile for a few seconds (IAM is
                 // eventually consistent): that is a retry, not a failure.
-                let class = if code.as_deref() == Some("InvalidParameterValue")
-                    && message.contains("Instance Profile")
-                {
+                let class = if is_unknown_new_profile(code.as_deref(), &message) {
                     ErrorClass::Transient
                 } else {
                     classify(code.as_deref(), server_side)
@@ -122,6 +120,11 @@ pub fn classify(code: Option<&str>, server_side: bool) -> ErrorClass {
     }
 }
 
+/// EC2's answer for an instance profile IAM has created but EC2 does not know yet.
+pub fn is_unknown_new_profile(code: Option<&str>, message: &str) -> bool {
+    code == Some("InvalidParameterValue") && message.contains("Instance Profile")
+}
+
 fn describe_transport_error<E: std::error::Error + 'static>(
     error: &SdkError<E, HttpResponse>,
 ) -> String {
@@ -164,6 +167,20 @@ mod tests {
             classify(Some("DeleteConflict"), false),
             ErrorClass::Transient
         );
+    }
+
+    #[test]
+    fn a_profile_ec2_does_not_know_yet_is_retried() {
+        let message = "Value (arn:aws:iam::123456789012:instance-profile/web) for parameter \
+                       iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN";
+        assert!(is_unknown_new_profile(
+            Some("InvalidParameterValue"),
+            message
+        ));
+        assert!(!is_unknown_new_profile(
+            Some("InvalidParameterValue"),
+            "Invalid instance id"
+        ));
     }
 
     #[test]

@@ -249,7 +249,14 @@ impl InstanceProfile {
             }
             (action, None) => unreachable!("plan only yields {action:?} for an existing profile"),
         };
-        ctx.event(self, false, "Updated", "Reconcile", note).await;
+        ctx.event(
+            self,
+            false,
+            &super::action_reason(action),
+            "Reconcile",
+            note,
+        )
+        .await;
         Ok(state)
     }
 }

@@ -69,6 +69,17 @@ pub fn is_ready(status: &CommonStatus, generation: Option<i64>) -> bool {
         })
 }
 
+/// The Event reason for an applied action: its variant name (`CreateDefaultVersion`,
+/// `AttachPolicy`, ...). Distinct reasons keep the recorder from folding different changes
+/// into one event series.
+pub fn action_reason(action: &impl Debug) -> String {
+    let text = format!("{action:?}");
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("Updated")
+        .to_owned()
+}
+
 pub fn adopt_requested<K: Resource>(object: &K) -> bool {
     object
         .annotations()
@@ -245,4 +256,23 @@ pub fn error_policy<K: Managed>(object: Arc<K>, error: &Error, ctx: Arc<Context>
     error
         .retry_after(failures)
         .map_or_else(Action::await_change, Action::requeue)
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    enum Example {
+        Create,
+        AttachPolicy { arn: String },
+    }
+
+    #[test]
+    fn event_reasons_are_action_names() {
+        assert_eq!(super::action_reason(&Example::Create), "Create");
+        assert_eq!(
+            super::action_reason(&Example::AttachPolicy { arn: "a".into() }),
+            "AttachPolicy"
+        );
+    }
 }

@@ -330,7 +330,14 @@ impl IamPolicy {
             }
             (action, None) => unreachable!("plan only yields {action:?} for an existing policy"),
         };
-        ctx.event(self, false, "Updated", "Reconcile", note).await;
+        ctx.event(
+            self,
+            false,
+            &super::action_reason(action),
+            "Reconcile",
+            note,
+        )
+        .await;
         Ok(state)
     }
 }

@@ -456,7 +456,14 @@ impl IamRole {
                 format!("deleted inline policy {policy_name}")
             }
         };
-        ctx.event(self, false, "Updated", "Reconcile", note).await;
+        ctx.event(
+            self,
+            false,
+            &super::action_reason(action),
+            "Reconcile",
+            note,
+        )
+        .await;
         Ok(created)
     }
 }
