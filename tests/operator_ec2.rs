@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::operator::{Operator, Options, aws_clients};
+use common::ready::{Ready, wait_reason};
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource};
 use rolecall::api::{Ec2InstanceBinding, IamRole, InstanceProfile};
 use rolecall::aws::AwsClients;
 use serde::de::DeserializeOwned;
@@ -23,37 +24,6 @@ fn object<K: DeserializeOwned>(kind: &str, name: &str, spec: Value) -> K {
         "apiVersion": "iam.rolecall.dev/v1alpha1", "kind": kind, "metadata": { "name": name }, "spec": spec,
     }))
     .unwrap()
-}
-
-trait Ready {
-    fn ready(&self) -> Option<(String, String, String)>;
-}
-
-macro_rules! impl_ready {
-    ($kind:ty) => {
-        impl Ready for $kind {
-            fn ready(&self) -> Option<(String, String, String)> {
-                let status = self.status.as_ref()?;
-                (status.common.observed_generation == self.meta().generation)
-                    .then(|| common::ready_condition(&status.common.conditions))
-                    .flatten()
-            }
-        }
-    };
-}
-impl_ready!(IamRole);
-impl_ready!(InstanceProfile);
-impl_ready!(Ec2InstanceBinding);
-
-async fn wait_reason<K>(api: &Api<K>, name: &str, reason: &str) -> K
-where
-    K: Clone + DeserializeOwned + std::fmt::Debug + Ready,
-{
-    common::wait_for(&format!("{name} to report {reason}"), WAIT, || async {
-        let object = api.get(name).await.ok()?;
-        (object.ready()?.1 == reason).then_some(object)
-    })
-    .await
 }
 
 async fn run_instance(aws: &AwsClients, tags: &[(&str, &str)]) -> String {

@@ -7,11 +7,11 @@ mod common;
 use std::time::Duration;
 
 use common::operator::{Operator, Options, aws_clients};
+use common::ready::{Ready, wait_reason};
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::{Client, Resource};
 use rolecall::api::{IamPolicy, IamRole};
 use rolecall::aws::AwsClients;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -39,44 +39,6 @@ fn role(name: &str, spec: Value) -> IamRole {
         "spec": spec,
     }))
     .unwrap()
-}
-
-trait HasConditions {
-    fn ready(&self) -> Option<(String, String, String)>;
-}
-
-impl HasConditions for IamPolicy {
-    fn ready(&self) -> Option<(String, String, String)> {
-        self.status
-            .as_ref()
-            .and_then(|s| common::ready_condition(&s.common.conditions))
-            .filter(|_| {
-                self.status.as_ref().unwrap().common.observed_generation == self.meta().generation
-            })
-    }
-}
-
-impl HasConditions for IamRole {
-    fn ready(&self) -> Option<(String, String, String)> {
-        self.status
-            .as_ref()
-            .and_then(|s| common::ready_condition(&s.common.conditions))
-            .filter(|_| {
-                self.status.as_ref().unwrap().common.observed_generation == self.meta().generation
-            })
-    }
-}
-
-/// Waits until the object's Ready condition (for its current generation) has `reason`.
-async fn wait_reason<K>(api: &Api<K>, name: &str, reason: &str) -> K
-where
-    K: Clone + DeserializeOwned + std::fmt::Debug + HasConditions,
-{
-    common::wait_for(&format!("{name} to report {reason}"), WAIT, || async {
-        let object = api.get(name).await.ok()?;
-        (object.ready()?.1 == reason).then_some(object)
-    })
-    .await
 }
 
 async fn role_in_moto(aws: &AwsClients, name: &str) -> Option<aws_sdk_iam::types::Role> {
@@ -354,17 +316,14 @@ async fn a_document_change_publishes_a_new_default_version_and_prunes_at_five() 
         .await
         .unwrap();
     let mut arn = String::new();
-    for (index, action) in [
+    for action in [
         "s3:PutObject",
         "s3:DeleteObject",
         "s3:ListBucket",
         "s3:GetBucketTagging",
         "s3:PutBucketTagging",
         "s3:GetBucketPolicy",
-    ]
-    .iter()
-    .enumerate()
-    {
+    ] {
         let ready = wait_reason(&env.policies, "p", "Available").await;
         arn = ready.status.unwrap().arn.unwrap();
         let patch = json!({ "spec": { "document": { "Statement": [{ "Effect": "Allow", "Action": action, "Resource": "*" }] } } });
@@ -372,7 +331,6 @@ async fn a_document_change_publishes_a_new_default_version_and_prunes_at_five() 
             .patch("p", &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .unwrap();
-        let _ = index;
     }
     let ready = wait_reason(&env.policies, "p", "Available").await;
     assert_eq!(

@@ -3,8 +3,8 @@
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
-use super::tags::{Ownership, Tags, conflict_message, desired_tags, ownership, tag_changes};
-use super::{Converged, Managed, adopt_requested, is_ready, log_planned};
+use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
+use super::{Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned};
 use crate::api::{DeletionPolicy, IamRole, InstanceProfile, InstanceProfileStatus};
 use crate::aws::iam::ObservedInstanceProfile;
 use crate::conditions::Readiness;
@@ -126,13 +126,12 @@ impl Managed for InstanceProfile {
         };
         let observed = ctx.iam.get_instance_profile(&desired.name).await?;
         if let Some(observed) = &observed {
-            let found = ownership(&observed.tags, &owner, adopt_requested(self));
-            if let Ownership::Foreign { .. } = found {
-                return Err(Error::Conflict(conflict_message(
-                    &format!("instance profile {}", desired.name),
-                    &found,
-                )));
-            }
+            ensure_ours(
+                &observed.tags,
+                &owner,
+                adopt_requested(self),
+                &format!("instance profile {}", desired.name),
+            )?;
         }
         let actions = plan(&desired, observed.as_ref());
         let mut state = observed;
@@ -174,15 +173,15 @@ impl Managed for InstanceProfile {
         let Some(profile) = ctx.iam.get_instance_profile(&name).await? else {
             return Ok(());
         };
-        if ownership(&profile.tags, &owner, false) != Ownership::Ours {
-            ctx.event(
-                self,
-                false,
-                "Retained",
-                "Delete",
-                format!("left instance profile {name} in AWS: rolecall does not own it"),
-            )
-            .await;
+        if left_to_its_owner(
+            ctx,
+            self,
+            &profile.tags,
+            &owner,
+            &format!("instance profile {name}"),
+        )
+        .await
+        {
             return Ok(());
         }
         for role in &profile.roles {

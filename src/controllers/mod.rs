@@ -80,6 +80,22 @@ pub fn action_reason(action: &impl Debug) -> String {
         .to_owned()
 }
 
+/// Cleanup guard: true (after recording why) when the AWS object is not ours to delete.
+pub async fn left_to_its_owner<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    object: &K,
+    observed: &tags::Tags,
+    owner: &str,
+    what: &str,
+) -> bool {
+    if tags::ownership(observed, owner, false) == tags::Ownership::Ours {
+        return false;
+    }
+    let note = format!("left {what} in AWS: rolecall does not own it");
+    ctx.event(object, false, "Retained", "Delete", note).await;
+    true
+}
+
 pub fn adopt_requested<K: Resource>(object: &K) -> bool {
     object
         .annotations()

@@ -2,8 +2,8 @@
 
 use kube::ResourceExt;
 
-use super::tags::{Ownership, Tags, conflict_message, desired_tags, ownership, tag_changes};
-use super::{Converged, Managed, adopt_requested, log_planned};
+use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
+use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned};
 use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
 use crate::aws::iam::{ObservedPolicy, PolicyVersion};
 use crate::conditions::Readiness;
@@ -156,13 +156,12 @@ impl Managed for IamPolicy {
         let arn = policy_arn(ctx, &desired);
         let observed = observe(ctx, &arn).await?;
         if let Some(observed) = &observed {
-            let found = ownership(&observed.policy.tags, &owner, adopt_requested(self));
-            if let Ownership::Foreign { .. } = found {
-                return Err(Error::Conflict(conflict_message(
-                    &format!("policy {arn}"),
-                    &found,
-                )));
-            }
+            ensure_ours(
+                &observed.policy.tags,
+                &owner,
+                adopt_requested(self),
+                &format!("policy {arn}"),
+            )?;
         }
         let plan = plan(&desired, observed.as_ref());
         let mut state = observed.map(|observed| observed.policy);
@@ -206,15 +205,7 @@ impl Managed for IamPolicy {
         let Some(policy) = ctx.iam.get_policy(&arn).await? else {
             return Ok(());
         };
-        if ownership(&policy.tags, &owner, false) != Ownership::Ours {
-            ctx.event(
-                self,
-                false,
-                "Retained",
-                "Delete",
-                format!("left {arn} in AWS: rolecall does not own it"),
-            )
-            .await;
+        if left_to_its_owner(ctx, self, &policy.tags, &owner, &arn).await {
             return Ok(());
         }
         let entities = ctx.iam.list_entities_for_policy(&arn).await?;

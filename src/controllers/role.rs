@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
-use super::tags::{Ownership, Tags, conflict_message, desired_tags, ownership, tag_changes};
-use super::{Converged, Managed, adopt_requested, log_planned};
+use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
+use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned};
 use crate::api::{DeletionPolicy, IamPolicy, IamRole, IamRoleStatus, PolicyDocument};
 use crate::aws::iam::{NewRole, ObservedRole};
 use crate::conditions::{READY, Readiness};
@@ -295,13 +295,12 @@ impl Managed for IamRole {
         let desired = desired(self, &owner, referenced)?;
         let observed = observe(ctx, &desired.name).await?;
         if let Some(observed) = &observed {
-            let found = ownership(&observed.role.tags, &owner, adopt_requested(self));
-            if let Ownership::Foreign { .. } = found {
-                return Err(Error::Conflict(conflict_message(
-                    &format!("role {}", desired.name),
-                    &found,
-                )));
-            }
+            ensure_ours(
+                &observed.role.tags,
+                &owner,
+                adopt_requested(self),
+                &format!("role {}", desired.name),
+            )?;
         }
         let actions = plan(&desired, observed.as_ref());
         let mut arn = observed.as_ref().map(|observed| observed.role.arn.clone());
@@ -342,15 +341,7 @@ impl Managed for IamRole {
         let Some(role) = ctx.iam.get_role(&name).await? else {
             return Ok(());
         };
-        if ownership(&role.tags, &owner, false) != Ownership::Ours {
-            ctx.event(
-                self,
-                false,
-                "Retained",
-                "Delete",
-                format!("left role {name} in AWS: rolecall does not own it"),
-            )
-            .await;
+        if left_to_its_owner(ctx, self, &role.tags, &owner, &format!("role {name}")).await {
             return Ok(());
         }
         // IAM refuses DeleteRole while anything hangs off the role.

@@ -28,6 +28,21 @@ pub fn ownership(observed: &Tags, ours: &str, adopt: bool) -> Ownership {
     }
 }
 
+/// Refuses an existing AWS object that is neither ours nor adoptable, naming `what` it is.
+pub fn ensure_ours(
+    observed: &Tags,
+    owner: &str,
+    adopt: bool,
+    what: &str,
+) -> Result<(), crate::error::Error> {
+    match ownership(observed, owner, adopt) {
+        found @ Ownership::Foreign { .. } => Err(crate::error::Error::Conflict(conflict_message(
+            what, &found,
+        ))),
+        Ownership::Ours | Ownership::Adopt => Ok(()),
+    }
+}
+
 /// The message a Conflict condition carries.
 pub fn conflict_message(what: &str, ownership: &Ownership) -> String {
     match ownership {

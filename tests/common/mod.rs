@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod operator;
+pub mod ready;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
