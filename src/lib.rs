@@ -8,5 +8,7 @@ pub mod context;
 pub mod controllers;
 pub mod equivalence;
 pub mod error;
+pub mod faultproxy;
+pub mod http;
 pub mod imds;
 pub mod run;

@@ -1,14 +1,15 @@
-//! Counts of the AWS calls rolecall makes, by operation and outcome. Tests and benchmarks read
-//! them to prove that a converged object costs no write.
+//! Counts of the AWS calls rolecall makes, by service, operation and outcome. Tests and
+//! benchmarks read them to prove that a converged object costs no write; `/metrics` exports
+//! them.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
-use super::error::AwsError;
+use super::error::{AwsError, ErrorClass};
 
 /// Whether a call can change AWS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -17,28 +18,109 @@ pub enum CallKind {
     Write,
 }
 
+impl CallKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallKind::Read => "read",
+            CallKind::Write => "write",
+        }
+    }
+}
+
+/// How a call ended: `ok`, or the class of its error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    Ok,
+    Failed(ErrorClass),
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed(ErrorClass::NotFound) => "not_found",
+            Outcome::Failed(ErrorClass::Throttled) => "throttled",
+            Outcome::Failed(ErrorClass::Transient) => "transient",
+            Outcome::Failed(ErrorClass::AlreadyExists) => "already_exists",
+            Outcome::Failed(ErrorClass::Terminal) => "terminal",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallCount {
     pub ok: u64,
     pub failed: u64,
 }
 
+/// One counter's labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallKey {
+    pub service: &'static str,
+    pub kind: CallKind,
+    pub operation: &'static str,
+    pub outcome: Outcome,
+}
+
 #[derive(Debug, Default)]
 pub struct CallLog {
-    counts: Mutex<BTreeMap<(CallKind, &'static str), CallCount>>,
+    counts: Mutex<BTreeMap<CallKey, u64>>,
 }
 
 impl CallLog {
-    pub fn record(&self, kind: CallKind, operation: &'static str, ok: bool) {
-        let mut counts = self.counts.lock().expect("call log lock");
-        let count = counts.entry((kind, operation)).or_default();
-        if ok {
-            count.ok += 1;
-        } else {
-            count.failed += 1;
+    pub fn record(&self, key: CallKey) {
+        *self
+            .counts
+            .lock()
+            .expect("call log lock")
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// A handle that sends and counts the calls of one service (`iam`, `ec2`, `sts`).
+    pub fn service(self: &Arc<Self>, service: &'static str) -> ServiceCalls {
+        ServiceCalls {
+            log: self.clone(),
+            service,
         }
     }
 
+    /// Every counter, by service, kind, operation and outcome.
+    pub fn counters(&self) -> BTreeMap<CallKey, u64> {
+        self.counts.lock().expect("call log lock").clone()
+    }
+
+    /// Every operation called so far with its counts, all services and error classes together.
+    pub fn snapshot(&self) -> BTreeMap<(CallKind, &'static str), CallCount> {
+        let mut snapshot = BTreeMap::<_, CallCount>::new();
+        for (key, count) in self.counters() {
+            let entry = snapshot.entry((key.kind, key.operation)).or_default();
+            match key.outcome {
+                Outcome::Ok => entry.ok += count,
+                Outcome::Failed(_) => entry.failed += count,
+            }
+        }
+        snapshot
+    }
+
+    /// Total calls of one kind, successful or not.
+    pub fn total(&self, kind: CallKind) -> u64 {
+        self.counters()
+            .iter()
+            .filter(|(key, _)| key.kind == kind)
+            .map(|(_, count)| count)
+            .sum()
+    }
+}
+
+/// The calls of one service, counted into a shared [`CallLog`].
+#[derive(Clone, Debug)]
+pub struct ServiceCalls {
+    log: Arc<CallLog>,
+    service: &'static str,
+}
+
+impl ServiceCalls {
     /// Sends one request, counting it and classifying its error.
     pub async fn call<T, E>(
         &self,
@@ -49,22 +131,19 @@ impl CallLog {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
-        let result = request.await;
-        self.record(kind, operation, result.is_ok());
-        result.map_err(|error| AwsError::from_sdk(operation, error))
-    }
-
-    /// Every operation called so far with its counts.
-    pub fn snapshot(&self) -> BTreeMap<(CallKind, &'static str), CallCount> {
-        self.counts.lock().expect("call log lock").clone()
-    }
-
-    /// Total calls of one kind, successful or not.
-    pub fn total(&self, kind: CallKind) -> u64 {
-        self.snapshot()
-            .iter()
-            .filter(|((k, _), _)| *k == kind)
-            .map(|(_, count)| count.ok + count.failed)
-            .sum()
+        let result = request
+            .await
+            .map_err(|error| AwsError::from_sdk(operation, error));
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(error) => Outcome::Failed(error.class),
+        };
+        self.log.record(CallKey {
+            service: self.service,
+            kind,
+            operation,
+            outcome,
+        });
+        result
     }
 }

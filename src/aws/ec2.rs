@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification};
 
-use super::calls::{CallKind, CallLog};
+use super::calls::{CallKind, CallLog, ServiceCalls};
 use super::error::AwsError;
+
+const SERVICE: &str = "ec2";
 
 /// A non-terminated instance with its tags.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,12 +32,15 @@ const LIVE_STATES: [&str; 4] = ["pending", "running", "stopping", "stopped"];
 #[derive(Clone, Debug)]
 pub struct Ec2 {
     client: aws_sdk_ec2::Client,
-    calls: Arc<CallLog>,
+    calls: ServiceCalls,
 }
 
 impl Ec2 {
     pub fn new(client: aws_sdk_ec2::Client, calls: Arc<CallLog>) -> Self {
-        Self { client, calls }
+        Self {
+            client,
+            calls: calls.service(SERVICE),
+        }
     }
 
     /// Live instances matching every filter (`tag:<key>` or `instance-id`), all pages.

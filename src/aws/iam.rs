@@ -9,8 +9,10 @@ use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iam::types::Tag;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
-use super::calls::{CallKind, CallLog};
+use super::calls::{CallKind, CallLog, ServiceCalls};
 use super::error::AwsError;
+
+const SERVICE: &str = "iam";
 
 pub type Tags = BTreeMap<String, String>;
 
@@ -59,7 +61,7 @@ pub struct NewRole<'a> {
 #[derive(Clone, Debug)]
 pub struct Iam {
     client: aws_sdk_iam::Client,
-    calls: Arc<CallLog>,
+    calls: ServiceCalls,
 }
 
 fn to_tags(tags: &Tags) -> Vec<Tag> {
@@ -82,7 +84,10 @@ fn from_tags(tags: &[Tag]) -> Tags {
 
 impl Iam {
     pub fn new(client: aws_sdk_iam::Client, calls: Arc<CallLog>) -> Self {
-        Self { client, calls }
+        Self {
+            client,
+            calls: calls.service(SERVICE),
+        }
     }
 
     async fn call<T, E>(

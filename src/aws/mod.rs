@@ -7,7 +7,7 @@ pub mod ec2;
 pub mod error;
 pub mod iam;
 
-pub use calls::{CallKind, CallLog};
+pub use calls::{CallCount, CallKey, CallKind, CallLog, Outcome, ServiceCalls};
 pub use config::{AwsArgs, AwsClients};
 pub use ec2::Ec2;
 pub use error::{AwsError, ErrorClass};

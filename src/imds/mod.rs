@@ -13,7 +13,6 @@ pub mod credentials;
 pub mod protocol;
 pub mod tokens;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +22,6 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue, SERVER};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::aws::{AwsArgs, AwsClients, AwsError};
@@ -246,42 +244,11 @@ pub async fn serve(
     imds: Arc<Imds>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let http = hyper::server::conn::http1::Builder::new();
-    tokio::pin!(shutdown);
-    loop {
-        let stream = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: pause instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
+    let handler = move |request: Request<Incoming>| {
         let imds = imds.clone();
-        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-            let imds = imds.clone();
-            async move { Ok::<_, Infallible>(imds.respond(request).await) }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("open connections did not finish within 5s");
-    }
-    Ok(())
+        async move { imds.respond(request).await }
+    };
+    crate::http::serve(listener, handler, shutdown).await
 }
 
 /// The binary's entry point for `rolecall imds-mock`.
