@@ -28,4 +28,6 @@ pub enum Command {
     /// Serve a mock EC2 instance metadata service (IMDSv2) for one instance, answering from
     /// live AWS or moto state: its instance profile, role, and credentials minted for it.
     ImdsMock(crate::imds::ImdsArgs),
+    /// Serve a fault-injecting proxy in front of an AWS endpoint (moto), for tests and benchmarks.
+    FaultProxy(crate::faultproxy::FaultProxyArgs),
 }

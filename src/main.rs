@@ -14,6 +14,7 @@ fn main() -> ExitCode {
         }
         Command::Crd { out_dir: Some(dir) } => write_crds(&dir),
         Command::ImdsMock(args) => run_imds_mock(args),
+        Command::FaultProxy(args) => run_fault_proxy(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -39,6 +40,15 @@ fn run_imds_mock(args: rolecall::imds::ImdsArgs) -> Result<(), std::io::Error> {
         .build()?;
     runtime
         .block_on(rolecall::imds::main(args))
+        .map_err(std::io::Error::other)
+}
+
+fn run_fault_proxy(args: rolecall::faultproxy::FaultProxyArgs) -> Result<(), std::io::Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime
+        .block_on(rolecall::faultproxy::main(args))
         .map_err(std::io::Error::other)
 }
 
