@@ -56,5 +56,7 @@ export ROLECALL_TEST_ENFORCED_AWS_ENDPOINT ROLECALL_TEST_ENFORCED_ADMIN_KEY_ID R
   ROLECALL_TEST_ENFORCED_EC2_KEY_ID ROLECALL_TEST_ENFORCED_EC2_SECRET
 eval "$(scripts/moto.sh env)"
 
+scripts/argocd-lua.sh install   # the Argo CD health-check runner (tests/argocd_health.rs)
+
 echo "==> cargo test"
 cargo test --locked --all-targets

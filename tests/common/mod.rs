@@ -4,7 +4,10 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod chart;
+pub mod leaks;
 pub mod operator;
+pub mod rbac;
 pub mod ready;
 
 use std::future::Future;

@@ -44,7 +44,20 @@ pub async fn aws_clients() -> AwsClients {
 }
 
 impl Operator {
+    /// Starts the controllers as the chart's service account (its ClusterRole bound to a test
+    /// account, impersonated); `client` stays the test's admin client.
     pub async fn start(client: &Client, namespace: &str, options: Options) -> Self {
+        let operator_client = super::rbac::chart_service_account_client(client).await;
+        Self::start_as(client, operator_client, namespace, options).await
+    }
+
+    /// Starts the controllers with `operator_client` (for the RBAC tests' reduced rule sets).
+    pub async fn start_as(
+        client: &Client,
+        operator_client: Client,
+        namespace: &str,
+        options: Options,
+    ) -> Self {
         rolecall::run::init_logging(rolecall::run::LogFormat::Text);
         let aws = AwsClients::from_args(&aws_args(options.endpoint.clone())).await;
         let settings = Settings {
@@ -60,7 +73,7 @@ impl Operator {
             .await
             .expect("context");
         let ctx = Arc::new(Context::new(
-            client.clone(),
+            operator_client,
             &aws,
             probe.calls.clone(),
             settings,
