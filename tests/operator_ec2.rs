@@ -217,6 +217,7 @@ async fn the_chain_binds_selected_instances_and_picks_up_new_ones() {
         associated_profile(&env.aws, &third).await.as_deref(),
         Some(profile_arn.as_str())
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -293,6 +294,7 @@ async fn a_profile_swaps_its_role_when_the_reference_changes() {
             .await
             .is_err()
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -348,6 +350,7 @@ async fn two_bindings_claiming_one_instance_both_report_conflict_and_nothing_fli
         "{:?}",
         operator.ctx.calls.snapshot()
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -387,5 +390,6 @@ async fn deleting_a_binding_disassociates_only_with_delete() {
         associated_profile(&env.aws, &kept).await.as_deref(),
         Some(arn.as_str())
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }

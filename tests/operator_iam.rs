@@ -204,6 +204,7 @@ async fn policy_and_role_converge_and_a_resync_makes_no_write() {
         "a converged object made AWS writes on resync: {:?}",
         operator.ctx.calls.snapshot()
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -300,6 +301,7 @@ async fn every_role_field_update_reaches_iam() {
             .is_empty()
     );
     assert!(!in_moto.tags().iter().any(|t| t.key() == "env"));
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -356,6 +358,7 @@ async fn a_document_change_publishes_a_new_default_version_and_prunes_at_five() 
         ["v3", "v4", "v5", "v6", "v7"],
         "IAM keeps five versions, the oldest pruned first"
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -426,6 +429,7 @@ async fn drift_behind_the_operators_back_is_repaired_on_resync() {
         repaired.then_some(())
     })
     .await;
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -502,6 +506,7 @@ async fn an_existing_role_is_adopted_only_on_request_and_never_taken_from_anothe
             .iter()
             .any(|t| t.key() == "rolecall.dev/owner" && t.value() == owner)
     );
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     other_operator.stop().await;
     operator.stop().await;
 }
@@ -599,6 +604,19 @@ async fn delete_removes_aws_objects_and_retain_leaves_them() {
         .send()
         .await;
     assert!(policy_gone.is_err(), "Delete left the policy in AWS");
+    // The leak check sees the retained role (tagged, its object gone); once removed by hand,
+    // nothing of the namespace is left.
+    let leaks = common::leaks::leaks(&env.client, &env.aws, &env.namespace).await;
+    assert_eq!(leaks.len(), 1, "{leaks:?}");
+    assert!(leaks[0].contains(&format!("role/{kept}")), "{leaks:?}");
+    env.aws
+        .iam
+        .delete_role()
+        .role_name(&kept)
+        .send()
+        .await
+        .unwrap();
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -634,6 +652,7 @@ async fn a_role_waits_for_its_policy_and_is_triggered_when_it_becomes_ready() {
     let arn = ready.status.unwrap().attached_policy_arns;
     assert_eq!(attached(&env.aws, &role_name).await, arn);
     assert!(arn[0].ends_with(&policy_name));
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -684,6 +703,7 @@ async fn dry_run_plans_but_writes_nothing() {
         "dry run added a finalizer"
     );
     assert!(object.status.is_none(), "dry run wrote a status");
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -704,6 +724,7 @@ async fn an_invalid_document_is_reported_with_no_aws_write() {
         refused.ready()
     );
     assert_eq!(operator.writes(), 0);
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
 
@@ -760,6 +781,7 @@ async fn deleting_while_aws_is_unreachable_keeps_the_finalizer() {
     })
     .await;
     assert!(role_in_moto(&env.aws, &role_name).await.is_none());
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     recovered.stop().await;
 }
 
@@ -863,5 +885,6 @@ async fn one_role_with_two_policies_costs_the_minimal_writes() {
     // DetachRolePolicy x2, DeleteRole, DeletePolicy x2.
     assert_eq!(delete_writes, 5, "{:?}", operator.ctx.calls.snapshot());
     assert!(role_in_moto(&env.aws, &role_name).await.is_none());
+    common::leaks::assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }

@@ -6,6 +6,7 @@
 
 pub mod chart;
 pub mod leaks;
+pub mod leaks;
 pub mod operator;
 pub mod rbac;
 pub mod ready;
