@@ -308,6 +308,58 @@ pub fn validate(doc: &PolicyDocument) -> Result<(), Vec<String>> {
     }
 }
 
+/// Where a document is used, which decides the statement fields IAM requires or forbids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentUse {
+    /// A managed or inline policy: what an identity may do.
+    Permissions,
+    /// A role's trust policy: who may assume it.
+    Trust,
+}
+
+/// `validate`, plus IAM's rules for the document's use: a permissions policy names resources
+/// and no principal; a trust policy names a principal and no resource. IAM refuses either
+/// mistake with a terse MalformedPolicyDocument, after rolecall would already have written.
+pub fn validate_for(doc: &PolicyDocument, use_: DocumentUse) -> Result<(), Vec<String>> {
+    let mut errors = validate(doc).err().unwrap_or_default();
+    for (index, statement) in doc.statement.iter().enumerate() {
+        let at = format!("Statement[{index}]");
+        let has_principal = statement.principal.is_some() || statement.not_principal.is_some();
+        let has_resource = statement.resource.is_some() || statement.not_resource.is_some();
+        match use_ {
+            DocumentUse::Permissions => {
+                if has_principal {
+                    errors.push(format!(
+                        "{at}: a permissions policy cannot name a Principal or NotPrincipal; who may assume a role belongs in its trust policy"
+                    ));
+                }
+                if !has_resource {
+                    errors.push(format!(
+                        "{at}: one of Resource or NotResource is required in a permissions policy"
+                    ));
+                }
+            }
+            DocumentUse::Trust => {
+                if !has_principal {
+                    errors.push(format!(
+                        "{at}: one of Principal or NotPrincipal is required in a trust policy"
+                    ));
+                }
+                if has_resource {
+                    errors.push(format!(
+                        "{at}: a trust policy cannot name a Resource or NotResource; the resource is the role itself"
+                    ));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 fn validate_statement(at: &str, statement: &Statement, errors: &mut Vec<String>) {
     match (&statement.action, &statement.not_action) {
         (None, None) => errors.push(format!("{at}: one of Action or NotAction is required")),
@@ -375,6 +427,12 @@ fn validate_values(
     errors: &mut Vec<String>,
     check: impl Fn(&str) -> Option<String>,
 ) {
+    if let OneOrMany::Malformed(value) = values {
+        errors.push(format!(
+            "{at}: must be a string or a list of strings, not {}",
+            json_kind(value)
+        ));
+    }
     if let OneOrMany::Many(list) = values
         && list.is_empty()
     {
@@ -418,6 +476,10 @@ fn validate_principal(at: &str, principal: &Principal, errors: &mut Vec<String>)
         Principal::Wildcard(text) => errors.push(format!(
             "{at}: \"{text}\" is not a principal; use \"*\" or a map of AWS, Service, Federated or CanonicalUser to values"
         )),
+        Principal::Malformed(value) => errors.push(format!(
+            "{at}: must be \"*\" or a map of AWS, Service, Federated or CanonicalUser to values, not {}",
+            json_kind(value)
+        )),
         Principal::Typed(types) if types.is_empty() => {
             errors.push(format!("{at}: at least one principal type is required"));
         }
@@ -432,6 +494,24 @@ fn validate_principal(at: &str, principal: &Principal, errors: &mut Vec<String>)
                 }
             }
         }
+    }
+}
+
+/// How a JSON value reads in an error message: its type, and the value when short.
+fn json_kind(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => return "null".into(),
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list holding something other than strings",
+        Value::Object(_) => "a map",
+    };
+    let text = value.to_string();
+    if text.chars().count() <= 40 {
+        format!("{kind} ({text})")
+    } else {
+        kind.to_string()
     }
 }
 
@@ -491,6 +571,89 @@ mod tests {
     }
 
     const ENCODED: &str = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3AGetObject%22%2C%22Resource%22%3A%22arn%3Aaws%3As3%3A%3A%3Abucket%2F%2A%22%7D%5D%7D";
+
+    #[test]
+    fn malformed_action_and_principal_deserialize_and_are_reported() {
+        for (field, value, expected) in [
+            (
+                "Action",
+                json!(5),
+                "Statement[0].Action: must be a string or a list of strings, not a number (5)",
+            ),
+            ("Action", json!(true), "not a boolean"),
+            ("Action", json!({ "s3": "GetObject" }), "not a map"),
+            (
+                "Action",
+                json!(["s3:GetObject", 7]),
+                "not a list holding something other than strings",
+            ),
+            (
+                "Resource",
+                json!([["*"]]),
+                "Statement[0].Resource: must be a string or a list of strings",
+            ),
+            (
+                "Principal",
+                json!(42),
+                "Statement[0].Principal: must be \"*\" or a map",
+            ),
+            (
+                "Principal",
+                json!({ "AWS": { "id": 1 } }),
+                "Statement[0].Principal.AWS: must be a string or a list",
+            ),
+        ] {
+            let mut fields = json!({ "Effect": "Allow", "Action": "s3:*", "Resource": "*" });
+            fields[field] = value.clone();
+            let document = doc(statement(fields));
+            let errors = validate(&document).expect_err("malformed field must be reported");
+            assert!(
+                errors.iter().any(|error| error.contains(expected)),
+                "{field}={value}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn permissions_policies_need_resources_and_no_principal() {
+        let with_principal = doc(statement(
+            json!({ "Effect": "Allow", "Action": "s3:*", "Resource": "*", "Principal": "*" }),
+        ));
+        let errors = validate_for(&with_principal, DocumentUse::Permissions).unwrap_err();
+        assert!(errors[0].contains("cannot name a Principal"), "{errors:?}");
+        let without_resource = doc(statement(json!({ "Effect": "Allow", "Action": "s3:*" })));
+        let errors = validate_for(&without_resource, DocumentUse::Permissions).unwrap_err();
+        assert!(
+            errors[0].contains("Resource or NotResource is required"),
+            "{errors:?}"
+        );
+        let fine = doc(statement(
+            json!({ "Effect": "Allow", "Action": "s3:*", "NotResource": "arn:aws:s3:::x" }),
+        ));
+        assert_eq!(validate_for(&fine, DocumentUse::Permissions), Ok(()));
+    }
+
+    #[test]
+    fn trust_policies_need_a_principal_and_no_resource() {
+        let with_resource = doc(statement(json!({
+            "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*",
+            "Principal": { "Service": "ec2.amazonaws.com" },
+        })));
+        let errors = validate_for(&with_resource, DocumentUse::Trust).unwrap_err();
+        assert!(errors[0].contains("cannot name a Resource"), "{errors:?}");
+        let without_principal = doc(statement(
+            json!({ "Effect": "Allow", "Action": "sts:AssumeRole" }),
+        ));
+        let errors = validate_for(&without_principal, DocumentUse::Trust).unwrap_err();
+        assert!(
+            errors[0].contains("Principal or NotPrincipal is required"),
+            "{errors:?}"
+        );
+        let fine = doc(statement(json!({
+            "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": { "AWS": "arn:aws:iam::123456789012:root" },
+        })));
+        assert_eq!(validate_for(&fine, DocumentUse::Trust), Ok(()));
+    }
 
     #[test]
     fn url_encoded_document_decodes_to_its_json() {

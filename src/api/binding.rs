@@ -88,12 +88,19 @@ pub struct Ec2InstanceBindingSpec {
 #[serde(rename_all = "camelCase")]
 pub struct InstanceSelector {
     /// Tag key to value; every entry must match. Values may use EC2's filter wildcards `*`
-    /// (any characters) and `?` (one character).
-    #[schemars(extend("minProperties" = 1, "maxProperties" = 50, "x-kubernetes-validations" = [{
-        "rule": "self.all(k, size(k) >= 1 && size(k) <= 128)",
-        "message": "tag keys must be 1 to 128 characters",
-    }]))]
-    #[schemars(inner(length(max = 256)))]
+    /// (any characters) and `?` (one character), but at least one value must be more than `*`
+    /// (the operator reports InvalidSpec otherwise): a selector of wildcards alone would hand
+    /// this profile to every instance carrying the keys, which is almost never meant.
+    #[schemars(extend(
+        "minProperties" = 1,
+        "maxProperties" = 50,
+        // schemars' `inner(length)` does not reach map values, so the limit is spelt out.
+        "additionalProperties" = { "type": "string", "maxLength": 256 },
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(k, size(k) >= 1 && size(k) <= 128)",
+            "message": "tag keys must be 1 to 128 characters",
+        }],
+    ))]
     pub match_tags: BTreeMap<String, String>,
 }
 

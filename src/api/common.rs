@@ -16,6 +16,15 @@ pub const IAM_PATH_PATTERN: &str = r"^/([\x21-\x7E]{0,510}/)?$";
 /// A managed policy ARN: AWS managed (`arn:aws:iam::aws:policy/...`) or customer managed.
 pub const POLICY_ARN_PATTERN: &str = r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::(aws|[0-9]{12}):policy/([\x21-\x7E]{0,510}/)?[A-Za-z0-9+=,.@_-]{1,128}$";
 
+/// A Kubernetes object name (RFC 1123 subdomain). References are checked against it so that a
+/// name cannot carry a `/` or `..` into the request path of another namespace.
+pub const OBJECT_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// IAM's character set for tag keys and values: letters, digits, separators (spaces) and
+/// `_.:/=+-@`. Zero-width, bidirectional-control and other invisible characters are refused.
+pub const IAM_TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
+
 /// What happens to the AWS object when the Kubernetes object is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
@@ -32,7 +41,7 @@ pub enum DeletionPolicy {
 )]
 pub struct LocalObjectReference {
     /// Name of the object, in the namespace of the referring object.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), pattern(OBJECT_NAME_PATTERN))]
     pub name: String,
 }
 
@@ -50,21 +59,31 @@ pub struct CommonStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// Tags are limited to 50 per IAM object; keys 1..128 and values 0..256 characters. The
-/// `rolecall.dev/` prefix is reserved for the ownership tag, `aws:` for AWS.
+/// Tags are limited to 50 per IAM object; keys 1..128 and values 0..256 characters of IAM's
+/// tag character set. The `rolecall.dev/` prefix is reserved for the ownership tag, `aws:` for
+/// AWS. IAM compares keys ignoring case, so the reserved prefixes and duplicates are checked
+/// ignoring case too (`Team` and `team` would be refused by IAM on the first write).
 pub fn tags_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
         "maxProperties": 50,
-        "additionalProperties": { "type": "string", "maxLength": 256 },
+        "additionalProperties": { "type": "string", "maxLength": 256, "pattern": IAM_TAG_PATTERN },
         "x-kubernetes-validations": [
             {
                 "rule": "self.all(k, size(k) >= 1 && size(k) <= 128)",
                 "message": "tag keys must be 1 to 128 characters",
             },
             {
-                "rule": "self.all(k, !k.startsWith('rolecall.dev/') && !k.lowerAscii().startsWith('aws:'))",
+                "rule": format!("self.all(k, k.matches(r'{IAM_TAG_PATTERN}'))"),
+                "message": "tag keys may hold only letters, digits, spaces and _.:/=+-@",
+            },
+            {
+                "rule": "self.all(k, !k.lowerAscii().startsWith('rolecall.dev/') && !k.lowerAscii().startsWith('aws:'))",
                 "message": "tag keys starting with rolecall.dev/ or aws: are reserved",
+            },
+            {
+                "rule": "self.all(k, self.all(j, j == k || j.lowerAscii() != k.lowerAscii()))",
+                "message": "tag keys must differ by more than letter case: IAM treats them as the same key",
             },
         ],
     })

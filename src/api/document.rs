@@ -101,14 +101,19 @@ pub enum Effect {
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+    /// Any other JSON the schema let through (these fields keep unknown content). Kept rather
+    /// than refused by serde, because one object that fails to deserialize would break the
+    /// operator's list and watch of its whole kind; validation reports it as InvalidSpec.
+    Malformed(serde_json::Value),
 }
 
 impl OneOrMany {
-    /// The values as a slice, whichever form was written.
+    /// The values as a slice, whichever form was written; empty when malformed.
     pub fn values(&self) -> &[String] {
         match self {
             OneOrMany::One(value) => std::slice::from_ref(value),
             OneOrMany::Many(values) => values,
+            OneOrMany::Malformed(_) => &[],
         }
     }
 }
@@ -119,6 +124,8 @@ impl OneOrMany {
 pub enum Principal {
     Wildcard(String),
     Typed(BTreeMap<String, OneOrMany>),
+    /// Any other JSON the schema let through; reported by validation (see `OneOrMany`).
+    Malformed(serde_json::Value),
 }
 
 // A string-or-list cannot be expressed in a structural schema (a node has one type), so these

@@ -15,6 +15,9 @@ use super::document::PolicyDocument;
 /// A service principal such as `ec2.amazonaws.com`.
 pub const SERVICE_PRINCIPAL_PATTERN: &str = r"^[a-z0-9][a-z0-9.-]*\.amazonaws\.com(\.cn)?$";
 
+/// IAM's character set for a role description: printable text, tab and line breaks.
+pub const ROLE_DESCRIPTION_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x84\x86-\x9F]*$";
+
 /// IAM allows at most 20 managed policies per role (10 by default quota).
 pub const MAX_MANAGED_POLICIES: u32 = 20;
 
@@ -75,9 +78,10 @@ pub struct IamRoleSpec {
     #[schemars(length(min = 1, max = 512), pattern(IAM_PATH_PATTERN))]
     pub path: Option<String>,
 
-    /// Description of the role.
+    /// Description of the role: up to 1,000 characters, no control characters other than tab
+    /// and line breaks (IAM refuses them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 1000), pattern(ROLE_DESCRIPTION_PATTERN))]
     pub description: Option<String>,
 
     /// The trust policy: who may assume the role. Set this or `trustedServices`, not both.

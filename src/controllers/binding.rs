@@ -259,6 +259,24 @@ fn claims(
     claims
 }
 
+/// Refuses a selector whose every value is only `*`: it would swap the profile of every
+/// instance carrying those keys. Checked here because CEL's cost estimate for map lookups with
+/// unbounded keys exceeds the API server's budget.
+pub fn check_selector(spec: &Ec2InstanceBindingSpec) -> Result<(), Error> {
+    let Some(selector) = &spec.instance_selector else {
+        return Ok(());
+    };
+    let wildcard_only = |value: &String| !value.is_empty() && value.chars().all(|c| c == '*');
+    if selector.match_tags.values().all(wildcard_only) {
+        return Err(Error::InvalidSpec(
+            "instanceSelector.matchTags: at least one value must be more than the wildcard *; \
+             a selector of wildcards alone matches every instance with those tag keys"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Managed for Ec2InstanceBinding {
     type Status = Ec2InstanceBindingStatus;
 
@@ -275,6 +293,7 @@ impl Managed for Ec2InstanceBinding {
     }
 
     async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+        check_selector(&self.spec)?;
         let profile_arn = resolve_profile(self, ctx).await?;
         let instances = matched_instances(&self.spec, ctx).await?;
         let ids: Vec<String> = instances
@@ -426,6 +445,30 @@ mod tests {
     use crate::api::binding::InstanceSelector;
 
     const PROFILE: &str = "arn:aws:iam::123456789012:instance-profile/web";
+
+    #[test]
+    fn a_selector_of_wildcards_alone_is_refused() {
+        let spec = |tags: &[(&str, &str)]| Ec2InstanceBindingSpec {
+            instance_profile_ref: None,
+            instance_profile_name: Some("web".into()),
+            instance_ids: vec![],
+            instance_selector: Some(InstanceSelector {
+                match_tags: tags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            deletion_policy: DeletionPolicy::Delete,
+        };
+        let Err(Error::InvalidSpec(message)) =
+            check_selector(&spec(&[("Name", "*"), ("env", "**")]))
+        else {
+            panic!("a wildcard-only selector must be refused");
+        };
+        assert!(message.contains("more than the wildcard *"), "{message}");
+        assert!(check_selector(&spec(&[("Name", "*"), ("app", "web")])).is_ok());
+        assert!(check_selector(&spec(&[("app", "web-?")])).is_ok());
+    }
 
     fn instance(id: &str, tags: &[(&str, &str)]) -> Instance {
         Instance {

@@ -98,7 +98,7 @@ pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
 pub fn desired(policy: &IamPolicy, owner: &str) -> Result<Desired, Error> {
     let spec = &policy.spec;
     let document = &spec.document;
-    equivalence::validate(document)
+    equivalence::validate_for(document, equivalence::DocumentUse::Permissions)
         .map_err(|problems| Error::InvalidSpec(format!("document: {}", problems.join("; "))))?;
     equivalence::check_size(document, equivalence::MANAGED_POLICY_MAX_CHARS)
         .map_err(|problem| Error::InvalidSpec(format!("document: {problem}")))?;

@@ -7,7 +7,7 @@ use kube::{Resource, ResourceExt};
 
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
 use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned};
-use crate::api::{DeletionPolicy, IamPolicy, IamRole, IamRoleStatus, PolicyDocument};
+use crate::api::{DeletionPolicy, IamPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
 use crate::aws::iam::{NewRole, ObservedRole};
 use crate::conditions::{READY, Readiness};
 use crate::context::Context;
@@ -177,7 +177,7 @@ pub fn desired(
             ));
         }
     };
-    equivalence::validate(&trust).map_err(|problems| {
+    equivalence::validate_for(&trust, equivalence::DocumentUse::Trust).map_err(|problems| {
         Error::InvalidSpec(format!("assumeRolePolicy: {}", problems.join("; ")))
     })?;
     equivalence::check_size(&trust, TRUST_POLICY_MAX_CHARS)
@@ -185,9 +185,11 @@ pub fn desired(
     let mut inline_policies = BTreeMap::new();
     let mut inline_size = 0;
     for (name, document) in &spec.inline_policies {
-        equivalence::validate(document).map_err(|problems| {
-            Error::InvalidSpec(format!("inlinePolicies.{name}: {}", problems.join("; ")))
-        })?;
+        equivalence::validate_for(document, equivalence::DocumentUse::Permissions).map_err(
+            |problems| {
+                Error::InvalidSpec(format!("inlinePolicies.{name}: {}", problems.join("; ")))
+            },
+        )?;
         let json = equivalence::to_iam_json(document);
         inline_size += json.len();
         inline_policies.insert(name.clone(), (document.clone(), json));
@@ -214,6 +216,35 @@ pub fn desired(
         inline_policies,
         tags: desired_tags(&spec.tags, owner),
     })
+}
+
+/// Refuses managed policy ARNs (and a permissions boundary) that no role of this account can
+/// carry: IAM attaches only AWS managed policies and this account's own, in its partition.
+/// The schema cannot know the account, and IAM would refuse only after the role was created.
+pub fn check_policy_arns(spec: &IamRoleSpec, iam_arn_prefix: &str) -> Result<(), Error> {
+    let partition = iam_arn_prefix.split(':').nth(1).unwrap_or("aws");
+    let aws_managed = format!("arn:{partition}:iam::aws:");
+    let unattachable =
+        |arn: &str| !arn.starts_with(iam_arn_prefix) && !arn.starts_with(&aws_managed);
+    let mut problems: Vec<String> = spec
+        .managed_policy_arns
+        .iter()
+        .filter(|arn| unattachable(arn))
+        .map(|arn| format!("managedPolicyArns: {arn}"))
+        .collect();
+    problems.extend(
+        spec.permissions_boundary
+            .iter()
+            .filter(|arn| unattachable(arn))
+            .map(|arn| format!("permissionsBoundary: {arn}")),
+    );
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InvalidSpec(format!(
+        "{} is neither an AWS managed policy ({aws_managed}policy/...) nor a policy of this account ({iam_arn_prefix}policy/...)",
+        problems.join(", ")
+    )))
 }
 
 /// ARNs of the referenced IamPolicy objects, once each is Ready for its current generation.
@@ -291,6 +322,7 @@ impl Managed for IamRole {
 
     async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
         let owner = ctx.owner_tag_value(self);
+        check_policy_arns(&self.spec, &ctx.iam_arn_prefix)?;
         let referenced = resolve_policy_refs(self, ctx).await?;
         let desired = desired(self, &owner, referenced)?;
         let observed = observe(ctx, &desired.name).await?;
@@ -520,6 +552,54 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn only_aws_managed_and_own_account_policy_arns_are_attachable() {
+        let spec = |arns: &[&str], boundary: Option<&str>| -> IamRoleSpec {
+            serde_json::from_value(serde_json::json!({
+                "trustedServices": ["ec2.amazonaws.com"],
+                "managedPolicyArns": arns,
+                "permissionsBoundary": boundary,
+            }))
+            .unwrap()
+        };
+        let prefix = "arn:aws:iam::123456789012:";
+        let fine = spec(
+            &[
+                "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                "arn:aws:iam::123456789012:policy/team/a",
+            ],
+            Some("arn:aws:iam::123456789012:policy/boundary"),
+        );
+        assert!(check_policy_arns(&fine, prefix).is_ok());
+        for (arns, boundary, named) in [
+            (
+                &["arn:aws:iam::210987654321:policy/theirs"][..],
+                None,
+                "managedPolicyArns: arn:aws:iam::210987654321:policy/theirs",
+            ),
+            (
+                &["arn:aws-cn:iam::aws:policy/ReadOnlyAccess"][..],
+                None,
+                "managedPolicyArns: arn:aws-cn:iam::aws:policy/ReadOnlyAccess",
+            ),
+            (
+                &[][..],
+                Some("arn:aws-us-gov:iam::123456789012:policy/b"),
+                "permissionsBoundary: arn:aws-us-gov",
+            ),
+        ] {
+            let Err(Error::InvalidSpec(message)) = check_policy_arns(&spec(arns, boundary), prefix)
+            else {
+                panic!("{arns:?} {boundary:?} must be refused");
+            };
+            assert!(message.contains(named), "{message}");
+            assert!(
+                message.contains("neither an AWS managed policy"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
