@@ -238,7 +238,8 @@ impl State {
         let is_log = request.uri().path() == log_path;
         match (method, is_log) {
             (Method::GET, true) => {
-                let log = self.log.lock().expect("log lock").clone();
+                let mut log = self.log.lock().expect("log lock").clone();
+                log.sort_by_key(|entry| entry.seq);
                 json_response(
                     StatusCode::OK,
                     serde_json::to_string_pretty(&log).expect("log"),
