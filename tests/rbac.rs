@@ -19,7 +19,7 @@ use common::ready::Ready;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule, Role};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 use rolecall::api::{IamPolicy, IamRole};
 use serde_json::json;
 
@@ -287,5 +287,151 @@ fn the_chart_has_exactly_the_rules_these_tests_remove() {
             r#"["events.k8s.io"] ["events"] ["create", "patch"]"#,
         ],
         "a rule was added or changed: add a test above that removes it"
+    );
+}
+
+/// The chart's leader-election Role rules (rendered with its default values).
+fn lease_rules() -> Vec<PolicyRule> {
+    let yaml = common::chart::render(
+        "rolecall",
+        "rolecall",
+        &["--show-only", "templates/roles.yaml"],
+    );
+    let role = common::chart::documents(&yaml)
+        .into_iter()
+        .find(|document| document["kind"] == "Role")
+        .expect("the chart renders the leader-election Role by default");
+    let role: Role = serde_yaml::from_value(role).expect("a valid Role");
+    role.rules.unwrap_or_default()
+}
+
+/// A copy of `KUBECONFIG` whose users act as `user` (`as:`), for a child process.
+fn impersonating_kubeconfig(user: &str, label: &str) -> PathBuf {
+    let source = std::env::var("KUBECONFIG").expect("KUBECONFIG is set");
+    let text = std::fs::read_to_string(&source).expect("readable KUBECONFIG");
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+    for entry in config["users"].as_sequence_mut().expect("kubeconfig users") {
+        entry["user"]["as"] = user.into();
+    }
+    let path = std::env::temp_dir().join(format!(
+        "rolecall-rbac-{label}-{}.kubeconfig",
+        std::process::id()
+    ));
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).expect("writing kubeconfig");
+    path
+}
+
+/// `rolecall run --leader-election` as a child process, killed on drop.
+struct Binary {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Binary {
+    fn start(kubeconfig: &PathBuf, namespace: &str) -> Self {
+        let log = kubeconfig.with_extension("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+            .args([
+                "run",
+                "--leader-election",
+                "--leader-election-namespace",
+                namespace,
+                "--watch-namespaces",
+                namespace,
+                "--http-address",
+                "127.0.0.1:0",
+                "--region",
+                "us-east-1",
+                "--cluster-name",
+                "test",
+                "--aws-endpoint-url",
+                &common::aws_endpoint(),
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("POD_NAME", format!("{namespace}-operator"))
+            .env("POD_NAMESPACE", namespace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("starting rolecall run");
+        Self { child, log }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The scenario against `rolecall run --leader-election` acting as a service account with the
+/// chart's ClusterRole rules and, if `with_lease`, its leader-election Role.
+async fn run_binary(label: &str, with_lease: bool, timeout: Duration) -> Result<(), Broken> {
+    let admin = common::kube_client().await;
+    common::install_crds(&admin).await;
+    let namespace = common::fresh_namespace(&admin, &format!("rbac-{label}")).await;
+    let role_name = format!("{namespace}-operator");
+    let lease_role = format!("{namespace}-lease");
+    rbac::apply_cluster_role(&admin, &role_name, chart_rules()).await;
+    rbac::bind_in_namespace(&admin, &role_name, &namespace, &namespace, "rolecall").await;
+    let user = rbac::service_account_user(&namespace, "rolecall");
+    let operator_client = rbac::impersonating_client(&user).await;
+    if with_lease {
+        rbac::apply_cluster_role(&admin, &lease_role, lease_rules()).await;
+        rbac::bind_in_namespace(&admin, &lease_role, &namespace, &namespace, "rolecall").await;
+        rbac::wait_until_allowed(
+            &operator_client,
+            Some(&namespace),
+            "coordination.k8s.io",
+            "leases",
+            "create",
+        )
+        .await;
+    }
+    rbac::wait_until_allowed(
+        &operator_client,
+        Some(&namespace),
+        "iam.rolecall.dev",
+        "iampolicies",
+        "watch",
+    )
+    .await;
+    let kubeconfig = impersonating_kubeconfig(&user, label);
+    let binary = Binary::start(&kubeconfig, &namespace);
+    let outcome = scenario(&admin, &namespace, timeout).await;
+    let log = binary.log.clone();
+    drop(binary);
+    if outcome.is_err() {
+        clean_up(&admin, &namespace).await;
+    }
+    for name in [&role_name, &lease_role] {
+        let _ = Api::<ClusterRole>::all(admin.clone())
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
+    if with_lease && outcome.is_err() {
+        eprintln!(
+            "rolecall run log ({}):\n{}",
+            log.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let _ = std::fs::remove_file(&kubeconfig);
+    outcome
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_with_leader_election_reconciles_with_the_lease_rule() {
+    assert_eq!(run_binary("lease", true, WORKS).await, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_lease_rule_the_binary_never_reconciles() {
+    assert_eq!(
+        run_binary("no-lease", false, BROKEN).await,
+        Err(Broken::NoFinalizer)
     );
 }
