@@ -464,3 +464,52 @@ async fn irsa_json_logs_and_a_service_monitor_apply() {
         false,
     );
 }
+
+/// The Deployment's arguments and environment, as `rolecall run` parses them: the binary must
+/// get past flag parsing and stop only at the missing cluster (no kubeconfig, no in-cluster
+/// service account). Catches a value wired to a flag or variable the binary does not know.
+#[test]
+fn the_binary_accepts_the_deployments_flags_and_environment() {
+    let value_sets: [&[&str]; 3] = [
+        &[],
+        &["-f", &ci_values("namespaced-ha-values.yaml")],
+        &["-f", &ci_values("irsa-json-values.yaml")],
+    ];
+    for values in value_sets {
+        let rendered = documents(&render("rc", "rolecall", values));
+        let container = &find(&rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_sequence()
+            .expect("args")
+            .iter()
+            .map(|arg| arg.as_str().expect("string args"))
+            .collect();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_rolecall"));
+        command
+            .args(&args)
+            .env_clear()
+            .envs(env(find(&rendered, "Deployment")))
+            .env("POD_NAME", "rc-rolecall-0")
+            .env("POD_NAMESPACE", "rolecall")
+            // Loopback only, and nothing to reach: the run must end at the Kubernetes config.
+            .env("ROLECALL_HTTP_ADDRESS", "127.0.0.1:0")
+            .env("ROLECALL_AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env("HOME", "/nonexistent");
+        let output = command.output().expect("running rolecall");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success()
+                && output.status.code() != Some(2)
+                && !stderr.contains("Usage:"),
+            "rolecall {args:?} with the chart's environment ({values:?}) did not get past its \
+             flags: {:?} {stderr}",
+            output.status
+        );
+        assert!(
+            stderr.contains("kubeconfig"),
+            "expected a Kubernetes config error: {stderr}"
+        );
+    }
+}
