@@ -498,7 +498,7 @@ async fn a_minute_without_aws_is_reported_and_nothing_is_lost() {
             continue;
         }
         assert!(
-            message.starts_with("retrying after Get") && message.contains("dispatch failure"),
+            message.starts_with("retrying after ") && message.contains(": dispatch failure"),
             "{object}: {message}"
         );
     }
