@@ -6,8 +6,9 @@
 #
 # The binary links glibc dynamically (ldd: libc, libm, libgcc_s; rustls with aws-lc-rs is
 # compiled in), so it needs a glibc base, not scratch or distroless/static; both stages are
-# Debian 12 (bookworm, glibc 2.36). Expected image size: about 45 MB (distroless/cc-debian12
-# ~23 MB + the stripped, thin-LTO binary, measured at ~22 MB outside Docker).
+# Debian 12 (bookworm, glibc 2.36). Expected image size: about 55 MB (distroless/cc-debian12
+# ~23 MB + the stripped, thin-LTO binary: 29,776,488 bytes measured outside Docker, most of it
+# the AWS SDK's IAM, EC2 and STS clients and aws-lc).
 # Base images are pinned by tag; pin by digest (FROM image:tag@sha256:...) in your registry
 # mirror for reproducible builds.
 
