@@ -21,7 +21,6 @@ impl Operator {
             .args(["run", "--watch-namespaces", namespace])
             .args(["--http-address", "127.0.0.1:0", "--cluster-name", "bench"])
             .args(["--aws-endpoint-url", endpoint, "--region", "us-east-1"])
-            .args(["--log-level", "warn"])
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("AWS_ACCESS_KEY_ID", "testing")
