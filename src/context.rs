@@ -12,6 +12,7 @@ use kube::{Resource, ResourceExt};
 
 use crate::api::Ec2InstanceBinding;
 use crate::aws::{AwsClients, CallLog, Ec2, Iam};
+use crate::telemetry::Telemetry;
 
 /// Operator settings that reconciles read.
 #[derive(Clone, Debug)]
@@ -31,6 +32,8 @@ pub struct Context {
     pub iam: Iam,
     pub ec2: Ec2,
     pub calls: Arc<CallLog>,
+    /// Metrics and health, shared by every watched scope of one process.
+    pub telemetry: Arc<Telemetry>,
     pub settings: Settings,
     /// `arn:<partition>:iam::<account>:`, the prefix of customer managed ARNs.
     pub iam_arn_prefix: String,
@@ -61,6 +64,7 @@ impl Context {
             iam: Iam::new(aws.iam.clone(), calls.clone()),
             ec2: Ec2::new(aws.ec2.clone(), calls.clone()),
             client,
+            telemetry: Arc::new(Telemetry::new(calls.clone())),
             calls,
             settings,
             iam_arn_prefix,
@@ -69,6 +73,12 @@ impl Context {
             bindings: OnceLock::new(),
             planned: Mutex::default(),
         }
+    }
+
+    /// Reports into `telemetry` (shared with other scopes) instead of a telemetry of its own.
+    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
+        self.telemetry = telemetry;
+        self
     }
 
     pub fn owner_tag_value<K: Resource>(&self, object: &K) -> String {

@@ -11,4 +11,6 @@ pub mod error;
 pub mod faultproxy;
 pub mod http;
 pub mod imds;
+pub mod leader;
 pub mod run;
+pub mod telemetry;

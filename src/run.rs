@@ -8,14 +8,16 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
 use crate::aws::{AwsArgs, AwsClients, CallLog};
 use crate::context::{Context, Settings};
-use crate::controllers::{Managed, error_policy, reconcile};
+use crate::controllers::{Managed, error_policy, kind_name, reconcile};
+use crate::leader::LeaderArgs;
+use crate::telemetry::{ReadyCounts, Telemetry};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogFormat {
@@ -43,9 +45,14 @@ pub struct RunArgs {
     #[arg(long, env = "ROLECALL_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
 
-    /// Watch only this namespace (all namespaces by default).
-    #[arg(long, env = "ROLECALL_WATCH_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (all namespaces when empty).
+    #[arg(
+        long,
+        env = "ROLECALL_WATCH_NAMESPACES",
+        value_delimiter = ',',
+        alias = "namespace"
+    )]
+    pub watch_namespaces: Vec<String>,
 
     /// Observe and plan, log every AWS write that would be made, and make none (no Kubernetes
     /// writes either: no finalizers, no status).
@@ -55,6 +62,19 @@ pub struct RunArgs {
     /// Log format.
     #[arg(long, env = "ROLECALL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Log filter: a level (`info`, `debug`) or per-module directives
+    /// (`info,rolecall=debug`). RUST_LOG, when set, wins.
+    #[arg(long, env = "ROLECALL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Address serving /metrics, /healthz and /readyz (port 0 picks a free port; the address
+    /// is logged). In a pod, use 0.0.0.0:8080 so the kubelet's probes reach it.
+    #[arg(long, env = "ROLECALL_HTTP_ADDRESS", default_value = "127.0.0.1:8080")]
+    pub http_address: std::net::SocketAddr,
+
+    #[command(flatten)]
+    pub leader: LeaderArgs,
 }
 
 /// Parses `90s`, `10m`, `1h` or a bare number of seconds.
@@ -80,8 +100,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn init_logging(format: LogFormat) {
+    init_logging_with(format, "info");
+}
+
+/// Sets up logging to stdout; RUST_LOG overrides `level`. kube's own chatter stays at warn
+/// unless asked for.
+pub fn init_logging_with(format: LogFormat, level: &str) {
+    let directives = if level.contains("kube") {
+        level.to_owned()
+    } else {
+        format!("{level},kube=warn")
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,kube=warn".into());
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -91,28 +122,85 @@ pub fn init_logging(format: LogFormat) {
 
 /// The binary's entry point for `rolecall run`.
 pub async fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    init_logging(args.log_format);
+    init_logging_with(args.log_format, &args.log_level);
+    let calls = Arc::new(CallLog::default());
+    let telemetry = Arc::new(Telemetry::new(calls.clone()));
+    let shutdown = shutdown_signal().shared();
+
+    let (address, server) =
+        crate::telemetry::bind(args.http_address, telemetry.clone(), shutdown.clone())
+            .await
+            .map_err(|error| format!("cannot listen on {}: {error}", args.http_address))?;
+    tracing::info!("serving /metrics, /healthz and /readyz on http://{address}");
+    let server = tokio::spawn(server);
+
     let client = Client::try_default().await?;
     let aws = AwsClients::from_args(&args.aws).await;
-    let settings = Settings {
-        cluster_name: args.cluster_name.clone(),
-        dry_run: args.dry_run,
-        resync: args.resync_period,
-        namespace: args.namespace.clone(),
+    let prefix = account_prefix(&aws).await?;
+    let scopes: Vec<Option<String>> = if args.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        args.watch_namespaces.iter().cloned().map(Some).collect()
     };
-    let ctx = context(client, &aws, settings).await?;
-    tracing::info!(cluster = %args.cluster_name, dry_run = args.dry_run, "rolecall starting");
-    run_controllers(ctx, args.concurrency, shutdown_signal()).await;
+    telemetry.health.expect_scopes(scopes.len());
+    let contexts: Vec<Arc<Context>> = scopes
+        .into_iter()
+        .map(|namespace| {
+            let settings = Settings {
+                cluster_name: args.cluster_name.clone(),
+                dry_run: args.dry_run,
+                resync: args.resync_period,
+                namespace,
+            };
+            let context = Context::new(
+                client.clone(),
+                &aws,
+                calls.clone(),
+                settings,
+                prefix.clone(),
+            );
+            Arc::new(context.with_telemetry(telemetry.clone()))
+        })
+        .collect();
+    tracing::info!(cluster = %args.cluster_name, dry_run = args.dry_run,
+        namespaces = ?args.watch_namespaces, "rolecall starting");
+
+    let concurrency = args.concurrency;
+    let run_all = move |stop: futures::future::BoxFuture<'static, ()>| {
+        let stop = stop.shared();
+        futures::future::join_all(
+            contexts
+                .into_iter()
+                .map(move |ctx| run_controllers(ctx, concurrency, stop.clone())),
+        )
+        .map(|_| ())
+    };
+    let outcome = if args.leader.leader_election {
+        crate::leader::run_as_leader(
+            client,
+            &args.leader,
+            &telemetry.health,
+            shutdown.clone(),
+            run_all,
+        )
+        .await
+    } else {
+        run_all(shutdown.clone().boxed()).await;
+        Ok(())
+    };
+    if let Err(error) = outcome {
+        tracing::error!(%error, "stopping");
+        return Err(error.into());
+    }
+    let _ = server.await;
     tracing::info!("rolecall stopped");
     Ok(())
 }
 
-/// Builds the shared context; asks STS who we are to know the account's ARN prefix.
-pub async fn context(
-    client: Client,
+/// `arn:<partition>:iam::<account>:`, from STS: the prefix of customer managed ARNs.
+pub async fn account_prefix(
     aws: &AwsClients,
-    settings: Settings,
-) -> Result<Arc<Context>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     let identity = aws
         .sts
         .get_caller_identity()
@@ -131,7 +219,16 @@ pub async fn context(
     let account = identity
         .account()
         .ok_or("sts:GetCallerIdentity returned no account")?;
-    let prefix = format!("arn:{partition}:iam::{account}:");
+    Ok(format!("arn:{partition}:iam::{account}:"))
+}
+
+/// Builds the shared context; asks STS who we are to know the account's ARN prefix.
+pub async fn context(
+    client: Client,
+    aws: &AwsClients,
+    settings: Settings,
+) -> Result<Arc<Context>, Box<dyn std::error::Error + Send + Sync>> {
+    let prefix = account_prefix(aws).await?;
     Ok(Arc::new(Context::new(
         client,
         aws,
@@ -180,8 +277,10 @@ pub async fn run_controllers(
     let config = ControllerConfig::default().concurrency(concurrency);
     let watch = watcher::Config::default();
 
-    let policies = Controller::new(api::<IamPolicy>(&ctx), watch.clone())
-        .with_config(config.clone())
+    let policies =
+        Controller::new(api::<IamPolicy>(&ctx), watch.clone()).with_config(config.clone());
+    let policy_store = policies.store();
+    let policies = policies
         .graceful_shutdown_on(shutdown.clone())
         .run(
             reconcile::<IamPolicy>,
@@ -192,6 +291,7 @@ pub async fn run_controllers(
 
     let roles = Controller::new(api::<IamRole>(&ctx), watch.clone()).with_config(config.clone());
     let role_store = roles.store();
+    let roles_seen = role_store.clone();
     // A policy becoming Ready (or changing ARN) re-triggers the roles that reference it at once.
     let roles = roles
         .watches(
@@ -218,6 +318,7 @@ pub async fn run_controllers(
     let profiles =
         Controller::new(api::<InstanceProfile>(&ctx), watch.clone()).with_config(config.clone());
     let profile_store = profiles.store();
+    let profiles_seen = profile_store.clone();
     let profiles = profiles
         .watches(api::<IamRole>(&ctx), watch.clone(), move |role: IamRole| {
             let namespace = role.namespace();
@@ -247,6 +348,7 @@ pub async fn run_controllers(
     let bindings =
         Controller::new(api::<Ec2InstanceBinding>(&ctx), watch.clone()).with_config(config);
     let binding_store = bindings.store();
+    let bindings_seen = binding_store.clone();
     let _ = ctx.bindings.set(binding_store.clone());
     let by_profile = binding_store.clone();
     let bindings = bindings
@@ -306,7 +408,55 @@ pub async fn run_controllers(
         )
         .for_each(log_result::<Ec2InstanceBinding>);
 
+    count_objects(&ctx, policy_store.clone());
+    count_objects(&ctx, roles_seen.clone());
+    count_objects(&ctx, profiles_seen.clone());
+    count_objects(&ctx, bindings_seen.clone());
+    let telemetry = ctx.telemetry.clone();
+    // Polled rather than awaited: a store's readiness wakes only its last waiter, and the
+    // controller waits on it too (kube-runtime's DelayedInit keeps a single waker).
+    tokio::spawn(async move {
+        loop {
+            let synced = [
+                policy_store.wait_until_ready().now_or_never(),
+                roles_seen.wait_until_ready().now_or_never(),
+                profiles_seen.wait_until_ready().now_or_never(),
+                bindings_seen.wait_until_ready().now_or_never(),
+            ];
+            if synced.iter().all(|ready| matches!(ready, Some(Ok(())))) {
+                telemetry.health.scope_synced();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+
     futures::join!(policies, roles, profiles, bindings);
+}
+
+/// Lets `/metrics` count the objects in `store` by Ready state.
+fn count_objects<K: Managed>(ctx: &Context, store: Store<K>) {
+    ctx.telemetry
+        .metrics
+        .count_objects(kind_name::<K>(), move || ready_counts(&store.state()));
+}
+
+fn ready_counts<K: Managed>(objects: &[Arc<K>]) -> ReadyCounts {
+    let mut counts = ReadyCounts::default();
+    for object in objects {
+        let mut status = object.current_status().cloned().unwrap_or_default();
+        let ready = K::status_mut(&mut status)
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == crate::conditions::READY)
+            .map(|condition| condition.status.clone());
+        match ready.as_deref() {
+            Some("True") => counts.ready += 1,
+            Some("False") => counts.not_ready += 1,
+            _ => counts.unknown += 1,
+        }
+    }
+    counts
 }
 
 async fn log_result<K: Managed>(

@@ -135,19 +135,39 @@ fn jittered(period: Duration) -> Duration {
     period.mul_f64(fraction)
 }
 
-/// The reconcile function handed to kube's `Controller` for every kind.
+/// The reconcile function handed to kube's `Controller` for every kind; counts and times it.
 pub async fn reconcile<K: Managed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_once(object, &ctx).await;
+    ctx.telemetry
+        .metrics
+        .reconciled(kind_name::<K>(), result.is_ok(), started.elapsed());
+    result
+}
+
+/// The kind's name as a `'static` label value.
+pub fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
+    match K::kind(&()).as_ref() {
+        "IamPolicy" => "IamPolicy",
+        "IamRole" => "IamRole",
+        "InstanceProfile" => "InstanceProfile",
+        "Ec2InstanceBinding" => "Ec2InstanceBinding",
+        _ => "Other",
+    }
+}
+
+async fn reconcile_once<K: Managed>(object: Arc<K>, ctx: &Arc<Context>) -> Result<Action, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     if ctx.settings.dry_run {
         // Dry-run writes nowhere, not even a finalizer or a status.
-        object.converge(&ctx).await?;
+        object.converge(ctx).await?;
         return Ok(Action::requeue(jittered(ctx.settings.resync)));
     }
     finalizer::finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            FinalizerEvent::Apply(object) => apply(&api, &object, &ctx).await,
-            FinalizerEvent::Cleanup(object) => cleanup(&api, &object, &ctx).await,
+            FinalizerEvent::Apply(object) => apply(&api, &object, ctx).await,
+            FinalizerEvent::Cleanup(object) => cleanup(&api, &object, ctx).await,
         }
     })
     .await
