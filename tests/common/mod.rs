@@ -6,8 +6,9 @@
 
 pub mod chart;
 pub mod leaks;
-pub mod leaks;
 pub mod operator;
+pub mod pairs;
+pub mod process;
 pub mod rbac;
 pub mod ready;
 
@@ -69,30 +70,34 @@ pub fn checked_in_crds() -> Vec<CustomResourceDefinition> {
 
 static CRDS_INSTALLED: OnceCell<()> = OnceCell::const_new();
 
-/// Applies `crds/` (server-side apply, idempotent) and waits until every CRD is Established.
+/// Applies `crds/` (server-side apply, idempotent) once per test process and waits until
+/// every CRD is Established.
 pub async fn install_crds(client: &Client) {
     CRDS_INSTALLED
-        .get_or_init(|| async {
-            let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-            let params = PatchParams::apply("rolecall-tests").force();
-            for crd in checked_in_crds() {
-                let name = crd.metadata.name.clone().expect("CRDs are named");
-                api.patch(&name, &params, &Patch::Apply(&crd))
-                    .await
-                    .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
-                wait_for(
-                    &format!("CRD {name} Established"),
-                    Duration::from_secs(30),
-                    || {
-                        let api = api.clone();
-                        let name = name.clone();
-                        async move { api.get(&name).await.ok().filter(is_established) }
-                    },
-                )
-                .await;
-            }
-        })
+        .get_or_init(|| install_crds_into(client))
         .await;
+}
+
+/// Applies `crds/` to the cluster of `client` (another cluster than the shared one, say).
+pub async fn install_crds_into(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("rolecall-tests").force();
+    for crd in checked_in_crds() {
+        let name = crd.metadata.name.clone().expect("CRDs are named");
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
+        wait_for(
+            &format!("CRD {name} Established"),
+            Duration::from_secs(30),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move { api.get(&name).await.ok().filter(is_established) }
+            },
+        )
+        .await;
+    }
 }
 
 pub fn is_established(crd: &CustomResourceDefinition) -> bool {
