@@ -7,6 +7,8 @@
 #   scripts/cluster.sh down      stop what `up` started, remove the etcd data
 #   scripts/cluster.sh status    print whether it is up (exit 0 if up, 1 if not)
 #   scripts/cluster.sh env       print `export KUBECONFIG=... PATH=...` lines for eval
+#   scripts/cluster.sh stop-apiserver / start-apiserver   (fault tests) stop or restart the
+#                                apiserver alone; etcd and its data stay
 #
 # Env: ROLECALL_CACHE   binaries in $ROLECALL_CACHE/bin/<tool>-<version>/<tool> (~/.cache/rolecall)
 #      ROLECALL_STATE   state in $ROLECALL_STATE/cluster/ (~/.cache/rolecall/state): kubeconfig,
@@ -190,6 +192,22 @@ EOF
 
 lock() { mkdir -p "$STATE"; exec 9>"$STATE/lock"; flock -w 900 9 || die "another up/down holds $STATE/lock"; }
 
+# start_apiserver ETCD_URL: start kube-apiserver on $APISERVER_PORT and wait until it serves.
+start_apiserver() {
+  start kube-apiserver "$APISERVER" --etcd-servers="$1" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" --authorization-mode=RBAC \
+    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+    --disable-admission-plugins=ServiceAccount \
+    --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --api-audiences=https://kubernetes.default.svc
+  wait_for "kube-apiserver /readyz" ready
+  wait_for "kubectl get --raw /readyz" "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz
+  wait_for "namespace default" "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get namespace default
+}
+
 cmd_up() {
   lock
   cmd_install
@@ -214,18 +232,7 @@ cmd_up() {
     --initial-cluster="rolecall=$peer" --unsafe-no-fsync=true
   wait_for "etcd $etcd_url/health" curl -fsS --max-time 2 "$etcd_url/health"
 
-  start kube-apiserver "$APISERVER" --etcd-servers="$etcd_url" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
-    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$PKI/ca.crt" --authorization-mode=RBAC \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
-    --disable-admission-plugins=ServiceAccount \
-    --service-account-issuer=https://kubernetes.default.svc \
-    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --api-audiences=https://kubernetes.default.svc
-  wait_for "kube-apiserver /readyz" ready
-  wait_for "kubectl get --raw /readyz" "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get --raw /readyz
-  wait_for "namespace default" "$KUBECTL" --kubeconfig "$KUBECONFIG_PATH" get namespace default
+  start_apiserver "$etcd_url"
   log "up: https://127.0.0.1:$APISERVER_PORT (etcd $etcd_url)"
   log "use it with: eval \"\$($0 env)\""
 }
@@ -235,6 +242,24 @@ cmd_down() {
   stop kube-apiserver; stop etcd
   rm -rf "$STATE/etcd-data"
   log "down"
+}
+
+# For fault tests: stop kube-apiserver alone (etcd and its data stay), and start it again on
+# the same port with the same certificates.
+cmd_stop_apiserver() {
+  lock
+  load_ports
+  stop kube-apiserver
+  log "kube-apiserver stopped (etcd still up)"
+}
+
+cmd_start_apiserver() {
+  lock
+  load_ports
+  alive etcd || die "etcd is not running: use up"
+  alive kube-apiserver && { log "kube-apiserver already running"; return; }
+  start_apiserver "http://127.0.0.1:$ETCD_PORT"
+  log "kube-apiserver up again: https://127.0.0.1:$APISERVER_PORT"
 }
 
 cmd_status() {
@@ -252,5 +277,6 @@ cmd_env() {
 
 case ${1:-} in
   install | up | down | status | env) "cmd_$1" ;;
-  *) echo "usage: $0 {install|up|down|status|env}" >&2; exit 2 ;;
+  stop-apiserver | start-apiserver) "cmd_${1//-/_}" ;;
+  *) echo "usage: $0 {install|up|down|status|env|stop-apiserver|start-apiserver}" >&2; exit 2 ;;
 esac
