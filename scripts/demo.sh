@@ -63,7 +63,7 @@ say "installing the CRDs and starting rolecall"
 show "kubectl apply -f crds/"
 kubectl apply -f crds/
 AWS_ACCESS_KEY_ID=$ROLECALL_TEST_MOTO_ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ROLECALL_TEST_MOTO_ADMIN_SECRET_ACCESS_KEY \
-  "$rolecall" run --aws-endpoint-url "$endpoint" --region us-east-1 --cluster-name demo >"$ROLECALL_STATE/operator.log" 2>&1 &
+  "$rolecall" run --aws-endpoint-url "$endpoint" --region us-east-1 --cluster-name demo --http-address 127.0.0.1:0 >"$ROLECALL_STATE/operator.log" 2>&1 &
 pids+=($!)
 
 say "2-5. a policy, a role trusting EC2, an instance profile, and a binding for app=web"

@@ -135,8 +135,10 @@ fn start_operator(env: &Enforced, namespace: &str) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rolecall"));
     command.args([
         "run",
-        "--namespace",
+        "--watch-namespaces",
         namespace,
+        "--http-address",
+        "127.0.0.1:0",
         "--cluster-name",
         "seed",
         "--aws-endpoint-url",
