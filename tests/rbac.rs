@@ -10,10 +10,10 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::operator::{Operator, Options};
+use common::process::OperatorProcess;
 use common::rbac;
 use common::ready::Ready;
 use k8s_openapi::api::events::v1::Event;
@@ -322,51 +322,6 @@ fn impersonating_kubeconfig(user: &str, label: &str) -> PathBuf {
 }
 
 /// `rolecall run --leader-election` as a child process, killed on drop.
-struct Binary {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Binary {
-    fn start(kubeconfig: &PathBuf, namespace: &str) -> Self {
-        let log = kubeconfig.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_rolecall"))
-            .args([
-                "run",
-                "--leader-election",
-                "--leader-election-namespace",
-                namespace,
-                "--watch-namespaces",
-                namespace,
-                "--http-address",
-                "127.0.0.1:0",
-                "--region",
-                "us-east-1",
-                "--cluster-name",
-                "test",
-                "--aws-endpoint-url",
-                &common::aws_endpoint(),
-            ])
-            .env("KUBECONFIG", kubeconfig)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("POD_NAME", format!("{namespace}-operator"))
-            .env("POD_NAMESPACE", namespace)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("starting rolecall run");
-        Self { child, log }
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The scenario against `rolecall run --leader-election` acting as a service account with the
 /// chart's ClusterRole rules and, if `with_lease`, its leader-election Role.
 async fn run_binary(label: &str, with_lease: bool, timeout: Duration) -> Result<(), Broken> {
@@ -400,10 +355,20 @@ async fn run_binary(label: &str, with_lease: bool, timeout: Duration) -> Result<
     )
     .await;
     let kubeconfig = impersonating_kubeconfig(&user, label);
-    let binary = Binary::start(&kubeconfig, &namespace);
+    let operator = OperatorProcess::start_on(
+        kubeconfig.to_str().expect("utf-8 path"),
+        env!("CARGO_BIN_EXE_rolecall"),
+        &namespace,
+        &common::aws_endpoint(),
+        &[
+            "--leader-election",
+            "--leader-election-namespace",
+            &namespace,
+        ],
+    );
     let outcome = scenario(&admin, &namespace, timeout).await;
-    let log = binary.log.clone();
-    drop(binary);
+    let log = operator.output();
+    drop(operator);
     if outcome.is_err() {
         clean_up(&admin, &namespace).await;
     }
@@ -413,11 +378,7 @@ async fn run_binary(label: &str, with_lease: bool, timeout: Duration) -> Result<
             .await;
     }
     if with_lease && outcome.is_err() {
-        eprintln!(
-            "rolecall run log ({}):\n{}",
-            log.display(),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        eprintln!("rolecall run log:\n{log}");
     }
     let _ = std::fs::remove_file(&kubeconfig);
     outcome

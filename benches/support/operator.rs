@@ -84,27 +84,9 @@ impl Drop for Operator {
 
 /// Resident bytes and CPU seconds (user + system) of `pid`, from /proc.
 pub fn process_stats(pid: u32) -> (u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    let resident_kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    // utime and stime: the 14th and 15th fields, in clock ticks (100 per second on Linux).
-    let fields: Vec<u64> = stat
-        .rsplit_once(')')
-        .expect("stat")
-        .1
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .map(|field| field.parse().expect("ticks"))
-        .collect();
-    (
-        resident_kib * 1024,
-        fields.iter().sum::<u64>() as f64 / 100.0,
-    )
+    let stats =
+        rolecall::telemetry::ProcessStats::of(&pid.to_string()).expect("/proc of the operator");
+    (stats.resident_bytes, stats.cpu_seconds)
 }
 
 /// Sum of the samples of `name` whose labels contain every `key="value"` of `labels`.
