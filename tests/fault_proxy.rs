@@ -327,6 +327,63 @@ async fn latency_delays_and_then_forwards() {
 }
 
 #[tokio::test]
+async fn a_call_whose_client_goes_away_is_still_forwarded_and_logged() {
+    // What a SIGKILLed operator does to a call in flight: the request has left, the answer has
+    // nobody to go to. AWS still carries it out, so the proxy must too, and log it.
+    let proxy = proxy().await;
+    proxy.set_rules(Rules::new(vec![Rule::new(
+        &["CreateRole"],
+        Fault::Latency { ms: 800 },
+    )]));
+    let impatient = aws_sdk_iam::Client::from_conf(
+        aws_sdk_iam::config::Builder::from(&sdk_config(&proxy.endpoint()).await)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_millis(150))
+                    .build(),
+            )
+            .build(),
+    );
+    let name = unique("gone");
+    let error = impatient
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(TRUST)
+        .send()
+        .await
+        .expect_err("the client gives up before the answer");
+    assert!(
+        format!("{error:?}").contains("Timeout"),
+        "a timeout: {error:?}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        if let Some(entry) = proxy
+            .log()
+            .into_iter()
+            .find(|entry| entry.operation == "CreateRole")
+        {
+            break entry;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "CreateRole never logged after its client went away"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(entry.forwarded && entry.succeeded_upstream(), "{entry:?}");
+    let direct = iam(&common::aws_endpoint()).await;
+    direct
+        .get_role()
+        .role_name(&name)
+        .send()
+        .await
+        .expect("the role was created all the same");
+    direct.delete_role().role_name(&name).send().await.unwrap();
+}
+
+#[tokio::test]
 async fn rates_every_nth_and_max_shape_a_run() {
     let proxy = proxy().await;
     proxy.set_rules(Rules::new(vec![

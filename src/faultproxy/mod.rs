@@ -393,7 +393,13 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
         let state = state.clone();
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let state = state.clone();
-            async move { state.respond(request).await }
+            // Its own task: a client that goes away mid-call (a killed operator) must not cancel
+            // a call already forwarded, since AWS would have carried it out and the log must say so.
+            async move {
+                tokio::spawn(async move { state.respond(request).await })
+                    .await
+                    .unwrap_or(Err(Dropped("proxy task failed")))
+            }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         tokio::spawn(async move {
