@@ -37,7 +37,7 @@ fn parse_options(args: &[String]) -> Options {
     let mut options = Options {
         binary: "target/release/rolecall".into(),
         baseline: None,
-        sizes: vec![10, 100],
+        sizes: vec![10, 100, 1000],
         out: "bench-results.json".into(),
         resync: "30s".into(),
     };
@@ -481,7 +481,8 @@ fn total(calls: &Value, kind: &str) -> f64 {
         .values()
         .filter(|call| call["kind"] == kind)
         .filter_map(|call| call["count"].as_f64())
-        .sum()
+        // Not `sum()`: the empty f64 sum is -0.0, which the table would print as "-0".
+        .fold(0.0, |sum, count| sum + count)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
