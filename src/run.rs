@@ -15,7 +15,8 @@ use kube::{Client, ResourceExt};
 use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
 use crate::aws::{AwsArgs, AwsClients, CallLog};
 use crate::context::{Context, Settings};
-use crate::controllers::{Managed, error_policy, kind_name, reconcile};
+use crate::controllers::gate::Gate;
+use crate::controllers::{Managed, error_policy, gated, kind_name};
 use crate::leader::LeaderArgs;
 use crate::telemetry::{ReadyCounts, Telemetry};
 
@@ -274,7 +275,29 @@ pub async fn run_controllers(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let shutdown = shutdown.shared();
-    let config = ControllerConfig::default().concurrency(concurrency);
+    // Unlimited here: the gates limit and order the work (see controllers::gate).
+    let config = ControllerConfig::default();
+    let gates: [Arc<Gate>; 4] = std::array::from_fn(|_| Gate::new(concurrency.into()));
+    tokio::spawn({
+        let (gates, shutdown) = (gates.clone(), shutdown.clone());
+        async move {
+            shutdown.await;
+            gates.iter().for_each(|gate| gate.close());
+        }
+    });
+    let kinds = [
+        kind_name::<IamPolicy>(),
+        kind_name::<IamRole>(),
+        kind_name::<InstanceProfile>(),
+        kind_name::<Ec2InstanceBinding>(),
+    ];
+    for (kind, gate) in kinds.into_iter().zip(&gates) {
+        let gate = gate.clone();
+        ctx.telemetry
+            .metrics
+            .count_waiting(kind, move || gate.waiting_by_lane());
+    }
+    let [policy_gate, role_gate, profile_gate, binding_gate] = gates;
     let watch = watcher::Config::default();
 
     let policies =
@@ -283,7 +306,7 @@ pub async fn run_controllers(
     let policies = policies
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            reconcile::<IamPolicy>,
+            gated(policy_gate, policy_store.clone()),
             error_policy::<IamPolicy>,
             ctx.clone(),
         )
@@ -312,7 +335,11 @@ pub async fn run_controllers(
             },
         )
         .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile::<IamRole>, error_policy::<IamRole>, ctx.clone())
+        .run(
+            gated(role_gate, roles_seen.clone()),
+            error_policy::<IamRole>,
+            ctx.clone(),
+        )
         .for_each(log_result::<IamRole>);
 
     let profiles =
@@ -339,7 +366,7 @@ pub async fn run_controllers(
         })
         .graceful_shutdown_on(shutdown.clone())
         .run(
-            reconcile::<InstanceProfile>,
+            gated(profile_gate, profiles_seen.clone()),
             error_policy::<InstanceProfile>,
             ctx.clone(),
         )
@@ -402,7 +429,7 @@ pub async fn run_controllers(
         )
         .graceful_shutdown_on(shutdown)
         .run(
-            reconcile::<Ec2InstanceBinding>,
+            gated(binding_gate, bindings_seen.clone()),
             error_policy::<Ec2InstanceBinding>,
             ctx.clone(),
         )

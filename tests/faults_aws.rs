@@ -585,3 +585,77 @@ async fn deletions_wait_for_aws_to_recover_and_orphan_nothing() {
     operator.stop().await;
     env.terminate(&[instance]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_objects_go_ahead_of_drift_checks_when_aws_is_saturated() {
+    const CONVERGED: usize = 30;
+    let env = env("faults-busy").await;
+    let operator = env.operator(Duration::from_secs(1)).await;
+    for index in 0..CONVERGED {
+        env.create_pair(&format!("old{index}")).await;
+    }
+    env.wait_all_ready(2 * CONVERGED, Duration::from_secs(120))
+        .await;
+
+    // Slow reads and a 1 s resync: the drift checks alone need more turns than four reconciles
+    // at a time can give, so a queue of converged objects never drains.
+    env.proxy.set_rules(Rules::new(vec![Rule::new(
+        &["Get*", "List*"],
+        Fault::Latency { ms: 200 },
+    )]));
+    let queued_policies = || {
+        let metrics = common::process::parse_metrics(&operator.ctx.telemetry.metrics.render(None));
+        common::process::sum_matching(
+            &metrics,
+            "rolecall_reconciles_waiting",
+            &["kind=\"IamPolicy\""],
+        )
+    };
+    common::wait_for(
+        "a queue of policy reconciles",
+        Duration::from_secs(60),
+        || async { (queued_policies() >= (CONVERGED / 2) as f64).then_some(()) },
+    )
+    .await;
+
+    let applied_after = env.proxy.log().last().map_or(0, |entry| entry.seq);
+    env.create_pair("new").await;
+    let started = Instant::now();
+    env.wait_all_ready(2 * CONVERGED + 2, Duration::from_secs(60))
+        .await;
+    eprintln!(
+        "new pair Ready in {:?} with {} policy reconciles queued",
+        started.elapsed(),
+        queued_policies()
+    );
+
+    // Between the apply and the new policy's CreatePolicy, only the drift checks already
+    // running (four at most, plus any that took a free turn before the watch event arrived)
+    // may have read AWS; first come, first served would have let the whole queue go first.
+    let new_name = env.aws_name("new");
+    let mentions_new = |entry: &LogEntry| entry.names.values().any(|v| v.contains(&new_name));
+    let log = env.proxy.log();
+    let created = log
+        .iter()
+        .find(|entry| entry.operation == "CreatePolicy" && mentions_new(entry))
+        .expect("the new policy was created")
+        .seq;
+    let checked_first: std::collections::BTreeSet<&String> = log
+        .iter()
+        .filter(|entry| entry.seq > applied_after && entry.seq < created)
+        .filter(|entry| entry.operation == "GetPolicy" && !mentions_new(entry))
+        .flat_map(|entry| entry.names.values())
+        .collect();
+    assert!(
+        checked_first.len() < CONVERGED / 2,
+        "{} converged policies were checked before the new one was created: {checked_first:?}",
+        checked_first.len()
+    );
+
+    env.proxy.clear();
+    assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
+    env.delete_all().await;
+    env.wait_all_gone(Duration::from_secs(120)).await;
+    assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
+    operator.stop().await;
+}

@@ -2,6 +2,7 @@
 //! and the wiring of one `Controller` per kind.
 
 pub mod binding;
+pub mod gate;
 pub mod instance_profile;
 pub mod policy;
 pub mod role;
@@ -13,9 +14,12 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, Event as FinalizerEvent};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,6 +28,7 @@ use crate::api::{CommonStatus, DeletionPolicy};
 use crate::conditions::{ADOPT_ANNOTATION, FINALIZER, Readiness, reason, with_ready};
 use crate::context::Context;
 use crate::error::Error;
+use gate::{Gate, Lane};
 
 /// Field manager for status writes.
 const MANAGER: &str = "rolecall";
@@ -135,7 +140,44 @@ fn jittered(period: Duration) -> Duration {
     period.mul_f64(fraction)
 }
 
-/// The reconcile function handed to kube's `Controller` for every kind; counts and times it.
+/// The reconciler handed to kube's `Controller` for every kind: waits for a turn at the kind's
+/// gate, then reconciles the object as it is now (it may have changed while it waited).
+pub fn gated<K: Managed>(
+    gate: Arc<Gate>,
+    store: Store<K>,
+) -> impl FnMut(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action, Error>> {
+    move |object, ctx| {
+        let (gate, store) = (gate.clone(), store.clone());
+        async move {
+            let lane = if settled(object.as_ref()) {
+                Lane::DriftCheck
+            } else {
+                Lane::Work
+            };
+            let Some(_permit) = gate.enter(lane).await else {
+                return Ok(Action::await_change()); // shutting down
+            };
+            let Some(latest) = store.get(&ObjectRef::from_obj(object.as_ref())) else {
+                return Ok(Action::await_change()); // gone while it waited
+            };
+            // Boxed so a queued reconcile stays small: only running ones hold the whole state.
+            Box::pin(reconcile(latest, ctx)).await
+        }
+        .boxed()
+    }
+}
+
+/// Converged at its current generation and not being deleted: its next reconcile only looks
+/// for drift.
+fn settled<K: Managed>(object: &K) -> bool {
+    object.meta().deletion_timestamp.is_none()
+        && object.current_status().is_some_and(|status| {
+            let mut status = status.clone();
+            is_ready(K::status_mut(&mut status), object.meta().generation)
+        })
+}
+
+/// Counts and times one reconcile.
 pub async fn reconcile<K: Managed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = reconcile_once(object, &ctx).await;

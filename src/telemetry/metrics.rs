@@ -43,12 +43,16 @@ pub struct ReadyCounts {
 
 type ObjectCounter = Box<dyn Fn() -> ReadyCounts + Send + Sync>;
 
+/// Reconciles waiting for a turn: (work, drift checks).
+type QueueCounter = Box<dyn Fn() -> (usize, usize) + Send + Sync>;
+
 pub struct Metrics {
     calls: Arc<CallLog>,
     started: Instant,
     reconciles: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     durations: Mutex<BTreeMap<&'static str, Histogram>>,
     objects: Mutex<Vec<(&'static str, ObjectCounter)>>,
+    queues: Mutex<Vec<(&'static str, QueueCounter)>>,
     first_reconcile: OnceLock<Duration>,
 }
 
@@ -60,6 +64,7 @@ impl Metrics {
             reconciles: Mutex::default(),
             durations: Mutex::default(),
             objects: Mutex::default(),
+            queues: Mutex::default(),
             first_reconcile: OnceLock::new(),
         }
     }
@@ -94,6 +99,18 @@ impl Metrics {
         counter: impl Fn() -> ReadyCounts + Send + Sync + 'static,
     ) {
         self.objects
+            .lock()
+            .expect("metrics lock")
+            .push((kind, Box::new(counter)));
+    }
+
+    /// Adds a source of queue lengths for `kind` (one per watched scope; they are summed).
+    pub fn count_waiting(
+        &self,
+        kind: &'static str,
+        counter: impl Fn() -> (usize, usize) + Send + Sync + 'static,
+    ) {
+        self.queues
             .lock()
             .expect("metrics lock")
             .push((kind, Box::new(counter)));
@@ -188,6 +205,29 @@ impl Metrics {
                 out.sample(
                     "rolecall_objects",
                     &[("kind", kind), ("ready", ready)],
+                    count as f64,
+                );
+            }
+        }
+
+        out.family(
+            "rolecall_reconciles_waiting",
+            "gauge",
+            "Reconciles queued for a turn, by kind and lane: work (new, changed, failing or \
+             deleted objects) goes before drift_check (converged ones).",
+        );
+        let mut queues = BTreeMap::<&str, (usize, usize)>::new();
+        for (kind, counter) in self.queues.lock().expect("metrics lock").iter() {
+            let (work, drift_checks) = counter();
+            let total = queues.entry(kind).or_default();
+            total.0 += work;
+            total.1 += drift_checks;
+        }
+        for (kind, (work, drift_checks)) in queues {
+            for (lane, count) in [("work", work), ("drift_check", drift_checks)] {
+                out.sample(
+                    "rolecall_reconciles_waiting",
+                    &[("kind", kind), ("lane", lane)],
                     count as f64,
                 );
             }
