@@ -82,3 +82,62 @@ async fn sts_and_ec2_clients_share_the_configuration() {
             .any(|region| region.region_name() == Some("us-east-1"))
     );
 }
+
+#[tokio::test]
+async fn an_attached_policy_cannot_be_deleted_as_in_iam() {
+    // tools/moto/server.py patches this in: plain moto deletes the policy and leaves an
+    // attachment no call can remove, which then blocks DeleteRole for good.
+    let clients = AwsClients::from_args(&moto_args()).await;
+    let name = format!("attached-{}", std::process::id());
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+    let iam = &clients.iam;
+    iam.create_role()
+        .role_name(&name)
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("CreateRole");
+    let policy = iam
+        .create_policy()
+        .policy_name(&name)
+        .policy_document(document)
+        .send()
+        .await
+        .expect("CreatePolicy");
+    let arn = policy
+        .policy()
+        .and_then(|p| p.arn())
+        .expect("ARN")
+        .to_owned();
+    iam.attach_role_policy()
+        .role_name(&name)
+        .policy_arn(&arn)
+        .send()
+        .await
+        .expect("AttachRolePolicy");
+
+    let refused = iam.delete_policy().policy_arn(&arn).send().await;
+    let error = refused.expect_err("DeletePolicy of an attached policy");
+    assert!(
+        error.into_service_error().is_delete_conflict_exception(),
+        "DeleteConflict"
+    );
+
+    iam.detach_role_policy()
+        .role_name(&name)
+        .policy_arn(&arn)
+        .send()
+        .await
+        .expect("DetachRolePolicy");
+    iam.delete_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .expect("DeletePolicy once detached");
+    iam.delete_role()
+        .role_name(&name)
+        .send()
+        .await
+        .expect("DeleteRole");
+}
