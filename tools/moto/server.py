@@ -43,7 +43,9 @@ _original_delete_policy = IAMBackend.delete_policy
 
 
 def _delete_policy(self, policy_arn):
-    if self.get_policy(policy_arn).attachment_count > 0:
+    # Not moto's attachment_count: it counts a repeated AttachRolePolicy twice.
+    entities = [*self.roles.values(), *self.users.values(), *self.groups.values()]
+    if any(policy_arn in entity.managed_policies for entity in entities):
         raise DeleteConflictException("Cannot delete a policy attached to entities.")
     return _original_delete_policy(self, policy_arn)
 
