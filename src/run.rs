@@ -126,6 +126,12 @@ pub async fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send 
     init_logging_with(args.log_format, &args.log_level);
     let calls = Arc::new(CallLog::default());
     let telemetry = Arc::new(Telemetry::new(calls.clone()));
+    if args.leader.leader_election {
+        // Before /metrics is served: it must never say "leader" for a replica that has not won.
+        telemetry
+            .health
+            .set_leadership(crate::telemetry::Leadership::Starting);
+    }
     let shutdown = shutdown_signal().shared();
 
     let (address, server) =

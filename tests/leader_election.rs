@@ -64,7 +64,13 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
         },
     )
     .await;
-    assert!(standby.1.contains("standing by"), "{}", standby.1);
+    assert!(
+        standby.1.contains("standing by"),
+        "the second process says {:?}\nfirst:\n{}\nsecond:\n{}",
+        standby.1,
+        first.output(),
+        second.output()
+    );
     assert_eq!(leading(&second), Some(false));
 
     pairs::apply(&client, &namespace, 0..5).await;
