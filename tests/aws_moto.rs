@@ -5,6 +5,8 @@ mod common;
 
 use rolecall::aws::{AwsArgs, AwsClients};
 
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
 fn moto_args() -> AwsArgs {
     AwsArgs {
         region: Some("us-east-1".into()),
@@ -16,12 +18,11 @@ fn moto_args() -> AwsArgs {
 async fn clients_create_and_read_back_a_role_in_moto() {
     let clients = AwsClients::from_args(&moto_args()).await;
     let role_name = format!("foundation-{}", std::process::id());
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     let created = clients
         .iam
         .create_role()
         .role_name(&role_name)
-        .assume_role_policy_document(trust)
+        .assume_role_policy_document(TRUST)
         .send()
         .await
         .expect("CreateRole against moto");
@@ -89,12 +90,11 @@ async fn an_attached_policy_cannot_be_deleted_as_in_iam() {
     // attachment no call can remove, which then blocks DeleteRole for good.
     let clients = AwsClients::from_args(&moto_args()).await;
     let name = format!("attached-{}", std::process::id());
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     let document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
     let iam = &clients.iam;
     iam.create_role()
         .role_name(&name)
-        .assume_role_policy_document(trust)
+        .assume_role_policy_document(TRUST)
         .send()
         .await
         .expect("CreateRole");
