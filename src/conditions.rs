@@ -23,6 +23,8 @@ pub mod reason {
     pub const CONFLICT: &str = "Conflict";
     pub const AWS_ERROR: &str = "AwsError";
     pub const DELETING: &str = "Deleting";
+    /// Ready, with nothing to act on: a binding whose spec matches no live instance.
+    pub const NO_INSTANCES: &str = "NoInstances";
 }
 
 /// The Ready condition a reconcile concluded, before timestamps.

@@ -1,17 +1,16 @@
-//! What every reconcile shares: clients, settings, the event recorder, and per-object failure
-//! counts for backoff.
+//! What every reconcile shares: clients, settings, the stores, the event recorder, and
+//! per-object attempt counts for backoff.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 
-use crate::api::Ec2InstanceBinding;
 use crate::aws::{AwsClients, CallLog, Ec2, Iam};
+use crate::controllers::stores::Stores;
 use crate::telemetry::Telemetry;
 
 /// Operator settings that reconciles read.
@@ -23,8 +22,6 @@ pub struct Settings {
     pub dry_run: bool,
     /// Period of the drift-repairing resync (jittered per object).
     pub resync: Duration,
-    /// Watch only this namespace; all namespaces when `None`.
-    pub namespace: Option<String>,
 }
 
 pub struct Context {
@@ -32,27 +29,49 @@ pub struct Context {
     pub iam: Iam,
     pub ec2: Ec2,
     pub calls: Arc<CallLog>,
-    /// Metrics and health, shared by every watched scope of one process.
+    /// Metrics and health.
     pub telemetry: Arc<Telemetry>,
     pub settings: Settings,
     /// `arn:<partition>:iam::<account>:`, the prefix of customer managed ARNs.
     pub iam_arn_prefix: String,
+    /// Every object the operator manages, across its watched scopes.
+    pub stores: Stores,
     recorder: Recorder,
-    failures: Mutex<HashMap<String, u32>>,
-    /// Every binding in the watched scope, to find two bindings claiming one instance.
-    pub bindings: OnceLock<Store<Ec2InstanceBinding>>,
-    /// Actions planned in dry-run mode, as logged; kept for inspection.
-    pub planned: Mutex<Vec<String>>,
+    /// Failed reconciles in a row, per object.
+    failures: Streaks,
+    /// Reconciles in a row that found AWS still settling (an association in progress).
+    settling: Streaks,
+    /// The newest actions planned in dry-run mode, as logged; kept for inspection.
+    pub planned: Mutex<VecDeque<String>>,
+}
+
+/// Counts of consecutive outcomes per object key.
+#[derive(Default)]
+struct Streaks(Mutex<HashMap<String, u32>>);
+
+impl Streaks {
+    fn record(&self, key: &str) -> u32 {
+        let mut counts = self.0.lock().expect("streaks lock");
+        let count = counts.entry(key.to_owned()).or_default();
+        *count += 1;
+        *count
+    }
+
+    fn clear(&self, key: &str) {
+        self.0.lock().expect("streaks lock").remove(key);
+    }
 }
 
 impl Context {
     pub fn new(
         client: Client,
         aws: &AwsClients,
-        calls: Arc<CallLog>,
+        telemetry: Arc<Telemetry>,
         settings: Settings,
         iam_arn_prefix: String,
+        stores: Stores,
     ) -> Self {
+        let calls = telemetry.calls.clone();
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -64,21 +83,16 @@ impl Context {
             iam: Iam::new(aws.iam.clone(), calls.clone()),
             ec2: Ec2::new(aws.ec2.clone(), calls.clone()),
             client,
-            telemetry: Arc::new(Telemetry::new(calls.clone())),
+            telemetry,
             calls,
             settings,
             iam_arn_prefix,
+            stores,
             recorder,
-            failures: Mutex::default(),
-            bindings: OnceLock::new(),
+            failures: Streaks::default(),
+            settling: Streaks::default(),
             planned: Mutex::default(),
         }
-    }
-
-    /// Reports into `telemetry` (shared with other scopes) instead of a telemetry of its own.
-    pub fn with_telemetry(mut self, telemetry: Arc<Telemetry>) -> Self {
-        self.telemetry = telemetry;
-        self
     }
 
     pub fn owner_tag_value<K: Resource>(&self, object: &K) -> String {
@@ -91,17 +105,24 @@ impl Context {
 
     /// Records one more failure in a row for `key`; returns the count.
     pub fn record_failure(&self, key: &str) -> u32 {
-        let mut failures = self.failures.lock().expect("failures lock");
-        let count = failures.entry(key.to_owned()).or_default();
-        *count += 1;
-        *count
+        self.failures.record(key)
     }
 
     pub fn clear_failures(&self, key: &str) {
-        self.failures.lock().expect("failures lock").remove(key);
+        self.failures.clear(key);
     }
 
-    /// Publishes an Event on `object`; a failure to publish is logged, never fatal.
+    /// Records one more look in a row at AWS still settling for `key`; returns the count.
+    pub fn record_settling(&self, key: &str) -> u32 {
+        self.settling.record(key)
+    }
+
+    pub fn clear_settling(&self, key: &str) {
+        self.settling.clear(key);
+    }
+
+    /// Publishes an Event on `object`; a failure to publish is logged, never fatal. Dry-run
+    /// promises no Kubernetes writes, so it publishes nothing.
     pub async fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
@@ -110,6 +131,9 @@ impl Context {
         action: &str,
         note: String,
     ) {
+        if self.settings.dry_run {
+            return;
+        }
         let event = Event {
             type_: if warning {
                 EventType::Warning

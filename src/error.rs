@@ -20,6 +20,10 @@ pub enum Error {
     #[error("{0}")]
     DependencyNotReady(String),
 
+    /// Another object still refers to this one: its deletion waits for that object to go.
+    #[error("{0}")]
+    InUse(String),
+
     #[error(transparent)]
     Aws(#[from] AwsError),
 
@@ -38,6 +42,7 @@ impl Error {
             Error::DependencyNotReady(message) => {
                 Readiness::not_ready(reason::DEPENDENCY_NOT_READY, message.clone())
             }
+            Error::InUse(message) => Readiness::not_ready(reason::DELETING, message.clone()),
             Error::Aws(error) => match error.class {
                 // Throttling and IAM's eventual consistency are expected: still converging.
                 ErrorClass::Throttled | ErrorClass::Transient | ErrorClass::AlreadyExists => {
@@ -54,6 +59,11 @@ impl Error {
         }
     }
 
+    /// Waiting for another object, not a failure: logged quietly.
+    pub fn is_expected(&self) -> bool {
+        matches!(self, Error::DependencyNotReady(_) | Error::InUse(_))
+    }
+
     /// Delay before the next attempt, given how many attempts in a row have failed (from 1);
     /// `None` waits for a change to the object.
     pub fn retry_after(&self, failures: u32) -> Option<Duration> {
@@ -64,7 +74,9 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => None,
             Error::Conflict(_) => Some(exponential(30, 600)),
-            Error::DependencyNotReady(_) => Some(Duration::from_secs(300)),
+            // The other object's change wakes us through a watch; this is only the safety net
+            // (the trigger can arrive before the store that the next attempt reads).
+            Error::DependencyNotReady(_) | Error::InUse(_) => Some(exponential(2, 300)),
             Error::Aws(error) => Some(match error.class {
                 ErrorClass::Throttled => exponential(10, 300),
                 ErrorClass::Transient | ErrorClass::AlreadyExists => exponential(1, 120),

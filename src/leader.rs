@@ -35,7 +35,7 @@ pub struct LeaderArgs {
         long,
         env = "ROLECALL_LEADER_ELECTION_LEASE_DURATION",
         default_value = "15s",
-        value_parser = crate::run::parse_duration
+        value_parser = crate::cli::parse_duration
     )]
     pub leader_election_lease_duration: Duration,
 }
@@ -64,13 +64,14 @@ pub fn identity() -> String {
     format!("{base}_{suffix}")
 }
 
-/// Waits for the lease, then runs `work` until `shutdown` or until the lease is lost. Releases
-/// the lease on shutdown so a stand-by takes over at once.
+/// Waits for the lease, then runs `work` until `shutdown` or until the lease is lost (calling
+/// `on_lost` the moment it is). Releases the lease on shutdown so a stand-by takes over at once.
 pub async fn run_as_leader<W, Fut>(
     client: Client,
     args: &LeaderArgs,
     health: &Health,
     shutdown: Shared<impl Future<Output = ()> + Send + 'static>,
+    on_lost: impl FnOnce() + Send + 'static,
     work: W,
 ) -> Result<(), LeaderError>
 where
@@ -129,6 +130,8 @@ where
     let mut watch_lost = leading.clone();
     let lost = async move {
         let _ = watch_lost.wait_for(|leads| !*leads).await;
+        // At once, not after in-flight reconciles finish: a stand-by may already lead.
+        on_lost();
     }
     .shared();
     let stop = futures::future::select(Box::pin(shutdown.clone()), Box::pin(lost.clone()))

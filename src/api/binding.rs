@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{CommonStatus, DeletionPolicy, IAM_NAME_PATTERN, LocalObjectReference};
 
+/// The per-instance state of an instance another binding claims for a different profile.
+pub const CONFLICT_STATE: &str = "conflict";
+
 /// An EC2 instance id such as `i-0123456789abcdef0`.
 pub const INSTANCE_ID_PATTERN: &str = r"^i-([0-9a-f]{8}|[0-9a-f]{17})$";
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
@@ -65,9 +66,21 @@ pub struct CallKey {
 #[derive(Debug, Default)]
 pub struct CallLog {
     counts: Mutex<BTreeMap<CallKey, u64>>,
+    /// Set when this replica loses the leader lease: from then on no write leaves the process,
+    /// even from reconciles already in flight.
+    writes_fenced: AtomicBool,
 }
 
 impl CallLog {
+    /// Refuses every further write (the leader lease is lost; a stand-by may already lead).
+    pub fn fence_writes(&self) {
+        self.writes_fenced.store(true, Ordering::SeqCst);
+    }
+
+    pub fn writes_fenced(&self) -> bool {
+        self.writes_fenced.load(Ordering::SeqCst)
+    }
+
     pub fn record(&self, key: CallKey) {
         *self
             .counts
@@ -131,6 +144,9 @@ impl ServiceCalls {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        if kind == CallKind::Write && self.log.writes_fenced() {
+            return Err(AwsError::not_leader(operation));
+        }
         let result = request
             .await
             .map_err(|error| AwsError::from_sdk(operation, error));
@@ -147,3 +163,8 @@ impl ServiceCalls {
         result
     }
 }
+
+// In a file of its own: tests/aws_permissions.rs reads src/aws/*.rs for the calls the
+// operator makes, and these tests' calls are not the operator's.
+#[cfg(test)]
+mod tests;

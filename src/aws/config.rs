@@ -1,7 +1,15 @@
 //! How rolecall builds its AWS clients: region and endpoint from flags or environment,
 //! credentials from the SDK's default chain (environment, IRSA, EKS Pod Identity, IMDS).
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// The longest one attempt of an AWS call may take, and one call with its retries: a hung
+/// call must not hold a reconcile (and its concurrency permit) forever.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// AWS settings shared by every subcommand that talks to AWS.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -19,7 +27,13 @@ pub struct AwsArgs {
 impl AwsArgs {
     /// Resolves region and credentials the way the SDK does, with our overrides on top.
     pub async fn load(&self) -> SdkConfig {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
         if let Some(region) = &self.region {
             loader = loader.region(Region::new(region.clone()));
         }

@@ -34,6 +34,28 @@ impl AwsError {
         self.class == ErrorClass::NotFound
     }
 
+    /// An answer that lacks what the API promises: retried, since a well-formed answer is
+    /// the normal case.
+    pub fn unexpected(operation: &'static str, what: &str) -> Self {
+        Self {
+            operation,
+            class: ErrorClass::Transient,
+            code: None,
+            message: format!("unexpected answer: {what}"),
+        }
+    }
+
+    /// The error for a write refused locally because this replica no longer holds the leader
+    /// lease: the new leader makes the write instead.
+    pub fn not_leader(operation: &'static str) -> Self {
+        Self {
+            operation,
+            class: ErrorClass::Transient,
+            code: None,
+            message: "not sent: this replica lost the leader lease".into(),
+        }
+    }
+
     pub fn from_sdk<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -85,8 +107,18 @@ impl AwsError {
     }
 }
 
-/// Maps an AWS error code to its class; `server_side` is true for a 5xx answer.
+/// Maps an AWS error code to its class; `server_side` is true for a 5xx answer. Throttling and
+/// transient codes come from the SDK's own retry classifier lists, so they stay current.
 pub fn classify(code: Option<&str>, server_side: bool) -> ErrorClass {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    if let Some(code) = code {
+        if THROTTLING_ERRORS.contains(&code) {
+            return ErrorClass::Throttled;
+        }
+        if TRANSIENT_ERRORS.contains(&code) {
+            return ErrorClass::Transient;
+        }
+    }
     match code {
         Some(
             "NoSuchEntity"
@@ -94,18 +126,14 @@ pub fn classify(code: Option<&str>, server_side: bool) -> ErrorClass {
             | "InvalidInstanceID.NotFound"
             | "InvalidAssociationID.NotFound",
         ) => ErrorClass::NotFound,
-        Some(
-            "Throttling"
-            | "ThrottlingException"
-            | "RequestLimitExceeded"
-            | "TooManyRequestsException"
-            | "RequestThrottled",
-        ) => ErrorClass::Throttled,
         Some("EntityAlreadyExists" | "EntityAlreadyExistsException") => ErrorClass::AlreadyExists,
         // DeleteConflict clears once the dependent detaches; ConcurrentModification and
-        // ServiceFailure are IAM's own "try again".
+        // ServiceFailure are IAM's own "try again". EC2's IncorrectState ("there is an existing
+        // association") is what a retry after a crash sees: the next observe finds the
+        // association and converges.
         Some(
-            "ServiceFailure"
+            "IncorrectState"
+            | "ServiceFailure"
             | "ServiceFailureException"
             | "InternalError"
             | "InternalFailure"
@@ -149,10 +177,29 @@ mod tests {
 
     #[test]
     fn throttling_backs_off() {
-        assert_eq!(classify(Some("Throttling"), false), ErrorClass::Throttled);
+        for code in [
+            "Throttling",
+            "RequestLimitExceeded",
+            "ThrottledException",
+            "RequestThrottledException",
+            "EC2ThrottledException",
+            "SlowDown",
+            "PriorRequestNotComplete",
+            "TooManyRequestsException",
+        ] {
+            assert_eq!(classify(Some(code), false), ErrorClass::Throttled, "{code}");
+        }
+    }
+
+    #[test]
+    fn timeouts_and_existing_associations_are_retried() {
         assert_eq!(
-            classify(Some("RequestLimitExceeded"), false),
-            ErrorClass::Throttled
+            classify(Some("RequestTimeout"), false),
+            ErrorClass::Transient
+        );
+        assert_eq!(
+            classify(Some("IncorrectState"), false),
+            ErrorClass::Transient
         );
     }
 

@@ -71,7 +71,7 @@ fn to_tags(tags: &Tags) -> Vec<Tag> {
                 .key(key)
                 .value(value)
                 .build()
-                .expect("key and value set")
+                .expect("Tag::build fails only without a key or value, and both are set")
         })
         .collect()
 }
@@ -382,7 +382,9 @@ impl Iam {
                     .send(),
             )
             .await?;
-        let created = output.role.expect("CreateRole returns the role");
+        let created = output
+            .role
+            .ok_or_else(|| AwsError::unexpected("CreateRole", "the answer holds no role"))?;
         Ok(ObservedRole {
             arn: created.arn().to_owned(),
             role_id: created.role_id().to_owned(),
@@ -744,9 +746,12 @@ impl Iam {
                     .send(),
             )
             .await?;
-        let profile = output
-            .instance_profile
-            .expect("CreateInstanceProfile returns the profile");
+        let profile = output.instance_profile.ok_or_else(|| {
+            AwsError::unexpected(
+                "CreateInstanceProfile",
+                "the answer holds no instance profile",
+            )
+        })?;
         Ok(ObservedInstanceProfile {
             arn: profile.arn().to_owned(),
             instance_profile_id: profile.instance_profile_id().to_owned(),

@@ -2,24 +2,21 @@
 //! instance profile, and report per-instance state.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use super::{Converged, Managed, is_ready, log_planned};
-use crate::api::binding::InstanceBindingState;
+use crate::api::binding::{CONFLICT_STATE, InstanceBindingState};
 use crate::api::{
     DeletionPolicy, Ec2InstanceBinding, Ec2InstanceBindingSpec, Ec2InstanceBindingStatus,
-    InstanceProfile,
 };
 use crate::aws::ec2::{Association, Instance};
 use crate::conditions::{Readiness, reason};
 use crate::context::Context;
 use crate::error::Error;
 
-/// How soon to look again while EC2 is still associating.
-pub const ASSOCIATING_RETRY: Duration = Duration::from_secs(5);
+/// Instance ids per DescribeInstances call (as per DescribeIamInstanceProfileAssociations).
+pub const INSTANCE_IDS_PER_CALL: usize = 100;
 
 /// Every write the Ec2InstanceBinding reconciler can make.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +25,12 @@ pub enum BindingAction {
         instance_id: String,
     },
     Replace {
+        instance_id: String,
+        association_id: String,
+    },
+    /// The instance left the spec (its id removed, its tags no longer matching): it loses
+    /// this binding's profile.
+    Disassociate {
         instance_id: String,
         association_id: String,
     },
@@ -42,23 +45,41 @@ pub struct Plan {
     pub conflicts: BTreeMap<String, String>,
 }
 
-/// EC2 filter wildcards: `*` any run of characters, `?` one character.
+/// EC2 filter wildcards: `*` any run of characters, `?` one character. Greedy with one
+/// resume point (the last `*`), so it takes at most pattern × value steps whatever the pattern:
+/// a user's `**********x` must not cost exponential time on every other binding's check.
 pub fn wildcard_match(pattern: &str, value: &str) -> bool {
-    fn matches(pattern: &[char], value: &[char]) -> bool {
-        match (pattern.first(), value.first()) {
-            (None, None) => true,
-            (Some('*'), _) => {
-                matches(&pattern[1..], value)
-                    || (!value.is_empty() && matches(pattern, &value[1..]))
-            }
-            (Some('?'), Some(_)) => matches(&pattern[1..], &value[1..]),
-            (Some(p), Some(v)) if p == v => matches(&pattern[1..], &value[1..]),
-            _ => false,
-        }
-    }
     let pattern: Vec<char> = pattern.chars().collect();
     let value: Vec<char> = value.chars().collect();
-    matches(&pattern, &value)
+    let (mut p, mut v) = (0, 0);
+    // After the last `*` seen: where the pattern resumes, and the value position it covers to.
+    let mut resume: Option<(usize, usize)> = None;
+    while v < value.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                p += 1;
+                resume = Some((p, v));
+            }
+            Some('?') => {
+                p += 1;
+                v += 1;
+            }
+            Some(c) if *c == value[v] => {
+                p += 1;
+                v += 1;
+            }
+            _ => match resume {
+                // Let the last `*` take one more character and try again from there.
+                Some((after_star, covered)) => {
+                    p = after_star;
+                    v = covered + 1;
+                    resume = Some((after_star, covered + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
 }
 
 /// Whether a binding's spec names or selects the instance.
@@ -74,11 +95,13 @@ pub fn selects(spec: &Ec2InstanceBindingSpec, instance: &Instance) -> bool {
         })
 }
 
-/// Pure: what to do for each matched instance. `claims` maps an instance to another binding
-/// wanting it for a different profile; such instances are left alone, never replaced.
+/// Pure: what to do for each matched instance, and for each instance this binding bound
+/// before (`previously`) that it no longer matches. `claims` maps an instance to another
+/// binding wanting it for a different profile; such instances are left alone, never replaced.
 pub fn plan(
     profile_arn: &str,
     instances: &[Instance],
+    previously: &BTreeSet<String>,
     associations: &[Association],
     claims: &BTreeMap<String, String>,
 ) -> Plan {
@@ -99,7 +122,7 @@ pub fn plan(
             plan.instances.push(InstanceBindingState {
                 instance_id: id,
                 association_id: current.map(|a| a.association_id.clone()),
-                state: "conflict".into(),
+                state: CONFLICT_STATE.into(),
                 message: Some(format!(
                     "also claimed by Ec2InstanceBinding {other} for another instance profile"
                 )),
@@ -140,11 +163,28 @@ pub fn plan(
             }
         }
     }
+    let matched: BTreeSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+    for id in previously
+        .iter()
+        .filter(|id| !matched.contains(id.as_str()))
+    {
+        // Only an association with this binding's profile is ours to remove; one made since by
+        // someone else stays.
+        if let Some(association) = by_instance
+            .get(id.as_str())
+            .filter(|association| association.profile_arn == profile_arn)
+        {
+            plan.actions.push(BindingAction::Disassociate {
+                instance_id: id.clone(),
+                association_id: association.association_id.clone(),
+            });
+        }
+    }
     plan
 }
 
 /// The ARN of the instance profile the binding names, once it exists (and is Ready, for a
-/// reference).
+/// reference, read from the store).
 async fn resolve_profile(binding: &Ec2InstanceBinding, ctx: &Context) -> Result<String, Error> {
     if let Some(name) = &binding.spec.instance_profile_name {
         return match ctx.iam.get_instance_profile(name).await? {
@@ -163,9 +203,8 @@ async fn resolve_profile(binding: &Ec2InstanceBinding, ctx: &Context) -> Result<
         ));
     };
     let namespace = binding.namespace().unwrap_or_default();
-    let api: Api<InstanceProfile> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = &reference.name;
-    let Some(profile) = api.get_opt(name).await? else {
+    let Some(profile) = ctx.stores.profiles.get(&namespace, name) else {
         return Err(Error::DependencyNotReady(format!(
             "InstanceProfile {name} does not exist in namespace {namespace}"
         )));
@@ -186,16 +225,57 @@ async fn resolve_profile(binding: &Ec2InstanceBinding, ctx: &Context) -> Result<
     }
 }
 
+/// For cleanup: the ARN of the profile this binding may have associated, from status or, when
+/// a crash came before status was written, from the spec and IAM. `None`: no such profile, so
+/// no association of it can exist.
+async fn profile_to_release(
+    binding: &Ec2InstanceBinding,
+    ctx: &Context,
+) -> Result<Option<String>, Error> {
+    if let Some(arn) = binding
+        .status
+        .as_ref()
+        .and_then(|status| status.instance_profile_arn.clone())
+    {
+        return Ok(Some(arn));
+    }
+    let name = match (
+        &binding.spec.instance_profile_name,
+        &binding.spec.instance_profile_ref,
+    ) {
+        (Some(name), _) => name.clone(),
+        (None, Some(reference)) => {
+            let namespace = binding.namespace().unwrap_or_default();
+            match ctx.stores.profiles.get(&namespace, &reference.name) {
+                Some(profile) => {
+                    if let Some(arn) = profile.status.as_ref().and_then(|s| s.arn.clone()) {
+                        return Ok(Some(arn));
+                    }
+                    super::instance_profile::profile_name(&profile)
+                }
+                None => reference.name.clone(),
+            }
+        }
+        (None, None) => return Ok(None),
+    };
+    Ok(ctx
+        .iam
+        .get_instance_profile(&name)
+        .await?
+        .map(|profile| profile.arn))
+}
+
 /// Instances named or selected by the spec: one DescribeInstances per source (ids, tags).
 async fn matched_instances(
     spec: &Ec2InstanceBindingSpec,
     ctx: &Context,
 ) -> Result<Vec<Instance>, Error> {
     let mut instances = Vec::new();
-    if !spec.instance_ids.is_empty() {
+    // EC2 caps the values of one filter, so long id lists go in chunks.
+    for chunk in spec.instance_ids.chunks(INSTANCE_IDS_PER_CALL) {
         instances.extend(
             ctx.ec2
-                .describe_instances(vec![("instance-id".into(), spec.instance_ids.clone())])
+                .describe_instances(vec![("instance-id".into(), chunk.to_vec())])
                 .await?,
         );
     }
@@ -219,11 +299,9 @@ fn claims(
     instances: &[Instance],
     ctx: &Context,
 ) -> BTreeMap<String, String> {
-    let Some(store) = ctx.bindings.get() else {
-        return BTreeMap::new();
-    };
     let mut claims = BTreeMap::new();
-    for other in store.state() {
+    // Every binding this operator manages, whichever watched namespace it is in.
+    for other in ctx.stores.bindings.all() {
         if other.uid() == binding.uid() || other.meta().deletion_timestamp.is_some() {
             continue;
         }
@@ -296,17 +374,32 @@ impl Managed for Ec2InstanceBinding {
         check_selector(&self.spec)?;
         let profile_arn = resolve_profile(self, ctx).await?;
         let instances = matched_instances(&self.spec, ctx).await?;
-        let ids: Vec<String> = instances
+        let previously: BTreeSet<String> = self
+            .status
+            .iter()
+            .flat_map(|status| status.instances.iter())
+            .map(|instance| instance.instance_id.clone())
+            .collect();
+        let ids: BTreeSet<String> = instances
             .iter()
             .map(|instance| instance.instance_id.clone())
+            .chain(previously.iter().cloned())
             .collect();
         let associations = if ids.is_empty() {
             vec![]
         } else {
-            ctx.ec2.associations(&ids).await?
+            ctx.ec2
+                .associations(&ids.into_iter().collect::<Vec<_>>())
+                .await?
         };
         let claims = claims(self, &profile_arn, &instances, ctx);
-        let mut plan = plan(&profile_arn, &instances, &associations, &claims);
+        let mut plan = plan(
+            &profile_arn,
+            &instances,
+            &previously,
+            &associations,
+            &claims,
+        );
         if ctx.settings.dry_run {
             log_planned(
                 ctx,
@@ -315,38 +408,8 @@ impl Managed for Ec2InstanceBinding {
             );
         } else {
             for action in &plan.actions {
-                let (instance_id, result) = match action {
-                    BindingAction::Associate { instance_id } => (
-                        instance_id,
-                        ctx.ec2.associate(instance_id, &profile_arn).await?,
-                    ),
-                    BindingAction::Replace {
-                        instance_id,
-                        association_id,
-                    } => (
-                        instance_id,
-                        ctx.ec2
-                            .replace(association_id, instance_id, &profile_arn)
-                            .await?,
-                    ),
-                };
-                ctx.event(
-                    self,
-                    false,
-                    "Associated",
-                    "Reconcile",
-                    format!("associated {instance_id} with {profile_arn}"),
-                )
-                .await;
-                if let Some(state) = plan
-                    .instances
-                    .iter_mut()
-                    .find(|state| &state.instance_id == instance_id)
-                {
-                    state.association_id = Some(result.association_id);
-                    state.state = result.state;
-                    state.message = None;
-                }
+                self.apply(ctx, &profile_arn, action, &mut plan.instances)
+                    .await?;
             }
         }
         let bound = plan
@@ -361,13 +424,22 @@ impl Managed for Ec2InstanceBinding {
                 .iter()
                 .map(|(instance, other)| format!("{instance} (also claimed by {other})"))
                 .collect();
-            let message = format!(
-                "instances claimed by another binding for a different instance profile are left alone: {}",
-                described.join(", ")
-            );
-            ctx.event(self, true, reason::CONFLICT, "Reconcile", message.clone())
-                .await;
-            Readiness::not_ready(reason::CONFLICT, message)
+            Readiness::not_ready(
+                reason::CONFLICT,
+                format!(
+                    "instances claimed by another binding for a different instance profile are left alone: {}",
+                    described.join(", ")
+                ),
+            )
+        } else if matched == 0 {
+            // An empty fleet is a valid state (scaled to zero, not launched yet), but it is said.
+            Readiness {
+                ready: true,
+                reason: reason::NO_INSTANCES,
+                message: format!(
+                    "no live instance matches instanceIds or instanceSelector; {profile_arn} is associated with none"
+                ),
+            }
         } else if bound < matched {
             Readiness::not_ready(
                 reason::RECONCILING,
@@ -395,11 +467,7 @@ impl Managed for Ec2InstanceBinding {
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
-        let Some(profile_arn) = self
-            .status
-            .as_ref()
-            .and_then(|status| status.instance_profile_arn.clone())
-        else {
+        let Some(profile_arn) = profile_to_release(self, ctx).await? else {
             return Ok(());
         };
         // Instances bound before a crash may be missing from status: look at both.
@@ -434,6 +502,72 @@ impl Managed for Ec2InstanceBinding {
                 )
                 .await;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Ec2InstanceBinding {
+    /// Makes one write and records its outcome in the per-instance state.
+    async fn apply(
+        &self,
+        ctx: &Context,
+        profile_arn: &str,
+        action: &BindingAction,
+        instances: &mut Vec<InstanceBindingState>,
+    ) -> Result<(), Error> {
+        let (instance_id, outcome, note) = match action {
+            BindingAction::Associate { instance_id } => (
+                instance_id,
+                Some(ctx.ec2.associate(instance_id, profile_arn).await?),
+                format!("associated {instance_id} with {profile_arn}"),
+            ),
+            BindingAction::Replace {
+                instance_id,
+                association_id,
+            } => (
+                instance_id,
+                Some(
+                    ctx.ec2
+                        .replace(association_id, instance_id, profile_arn)
+                        .await?,
+                ),
+                format!("associated {instance_id} with {profile_arn}"),
+            ),
+            BindingAction::Disassociate {
+                instance_id,
+                association_id,
+            } => {
+                ctx.ec2.disassociate(association_id).await?;
+                (
+                    instance_id,
+                    None,
+                    format!(
+                        "disassociated {instance_id} from {profile_arn}: it no longer matches the spec"
+                    ),
+                )
+            }
+        };
+        ctx.event(
+            self,
+            false,
+            &super::action_reason(action),
+            "Reconcile",
+            note,
+        )
+        .await;
+        match outcome {
+            Some(association) => {
+                if let Some(state) = instances
+                    .iter_mut()
+                    .find(|state| &state.instance_id == instance_id)
+                {
+                    state.association_id = Some(association.association_id);
+                    state.state = association.state;
+                    state.message = None;
+                }
+            }
+            None => instances.retain(|state| &state.instance_id != instance_id),
         }
         Ok(())
     }
@@ -531,6 +665,7 @@ mod tests {
         let plan = plan(
             PROFILE,
             &instances,
+            &BTreeSet::new(),
             &[association("i-2", PROFILE)],
             &BTreeMap::new(),
         );
@@ -549,6 +684,7 @@ mod tests {
         let plan = plan(
             PROFILE,
             &[instance("i-1", &[])],
+            &BTreeSet::new(),
             &[association("i-1", other)],
             &BTreeMap::new(),
         );
@@ -568,6 +704,7 @@ mod tests {
         let plan = plan(
             PROFILE,
             &[instance("i-1", &[])],
+            &BTreeSet::new(),
             &[association("i-1", other)],
             &claims,
         );
@@ -581,9 +718,69 @@ mod tests {
         let plan = plan(
             PROFILE,
             &[instance("i-1", &[])],
+            &BTreeSet::new(),
             &[association("i-1", PROFILE)],
             &BTreeMap::new(),
         );
         assert!(plan.actions.is_empty());
+    }
+
+    #[test]
+    fn an_instance_that_left_the_spec_loses_only_this_bindings_profile() {
+        let other = "arn:aws:iam::123456789012:instance-profile/other";
+        let previously: BTreeSet<String> = ["i-1", "i-2", "i-3"].map(String::from).into();
+        let plan = plan(
+            PROFILE,
+            &[instance("i-1", &[])],
+            &previously,
+            &[
+                association("i-1", PROFILE),
+                association("i-2", PROFILE),
+                association("i-3", other),
+            ],
+            &BTreeMap::new(),
+        );
+        assert_eq!(
+            plan.actions,
+            vec![BindingAction::Disassociate {
+                instance_id: "i-2".into(),
+                association_id: "iip-assoc-i-2".into()
+            }],
+            "i-3 now holds someone else's profile and is left alone"
+        );
+        let listed: Vec<&str> = plan
+            .instances
+            .iter()
+            .map(|i| i.instance_id.as_str())
+            .collect();
+        assert_eq!(listed, vec!["i-1"], "only matched instances stay in status");
+    }
+
+    #[test]
+    fn wildcards_with_many_stars_match_in_polynomial_time() {
+        // Exponential backtracking never finishes this; the linear-resume matcher takes
+        // milliseconds. Run on a thread so a regression fails instead of hanging the suite.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let value = "a".repeat(5_000);
+            let pattern = format!("{}x", "*".repeat(40));
+            let _ = done.send((
+                wildcard_match(&pattern, &value),
+                wildcard_match(&format!("{}a", "*?".repeat(20)), &value),
+            ));
+        });
+        let outcome = finished.recv_timeout(std::time::Duration::from_secs(60));
+        assert_eq!(outcome, Ok((false, true)));
+    }
+
+    #[test]
+    fn wildcards_resume_after_the_last_star() {
+        assert!(wildcard_match("*b*c", "abxbyc"));
+        assert!(wildcard_match("a*b?d", "axxbcd"));
+        assert!(!wildcard_match("a*b?d", "axxbd"));
+        assert!(wildcard_match("**", "anything"));
+        assert!(!wildcard_match("*x", ""));
+        assert!(wildcard_match("", ""));
+        assert!(!wildcard_match("", "a"));
     }
 }

@@ -1,11 +1,13 @@
 //! `InstanceProfile`: observe the profile and the role it holds, plan the difference, apply it.
 
-use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
+use super::stores::Stores;
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
-use super::{Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned};
-use crate::api::{DeletionPolicy, IamRole, InstanceProfile, InstanceProfileStatus};
+use super::{
+    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references,
+};
+use crate::api::{DeletionPolicy, InstanceProfile, InstanceProfileStatus};
 use crate::aws::iam::ObservedInstanceProfile;
 use crate::conditions::Readiness;
 use crate::context::Context;
@@ -58,8 +60,9 @@ pub fn plan(desired: &Desired, observed: Option<&ObservedInstanceProfile>) -> Ve
     actions
 }
 
-/// The IAM name of the role the profile should hold, once a referenced IamRole is Ready.
-async fn resolve_role(profile: &InstanceProfile, ctx: &Context) -> Result<String, Error> {
+/// The IAM name of the role the profile should hold, once a referenced IamRole is Ready
+/// (read from the store; the wiring wakes this profile when the role changes).
+fn resolve_role(profile: &InstanceProfile, ctx: &Context) -> Result<String, Error> {
     if let Some(name) = &profile.spec.role_name {
         return Ok(name.clone());
     }
@@ -69,9 +72,8 @@ async fn resolve_role(profile: &InstanceProfile, ctx: &Context) -> Result<String
         ));
     };
     let namespace = profile.namespace().unwrap_or_default();
-    let api: Api<IamRole> = Api::namespaced(ctx.client.clone(), &namespace);
     let name = &reference.name;
-    let Some(role) = api.get_opt(name).await? else {
+    let Some(role) = ctx.stores.roles.get(&namespace, name) else {
         return Err(Error::DependencyNotReady(format!(
             "IamRole {name} does not exist in namespace {namespace}"
         )));
@@ -93,7 +95,8 @@ async fn resolve_role(profile: &InstanceProfile, ctx: &Context) -> Result<String
     Ok(role.spec.name.clone().unwrap_or_else(|| role.name_any()))
 }
 
-fn profile_name(profile: &InstanceProfile) -> String {
+/// The IAM name of the profile: `spec.name`, or the object's name.
+pub fn profile_name(profile: &InstanceProfile) -> String {
     profile
         .spec
         .name
@@ -121,7 +124,7 @@ impl Managed for InstanceProfile {
         let desired = Desired {
             name: profile_name(self),
             path: self.spec.path.clone().unwrap_or_else(|| "/".into()),
-            role: resolve_role(self, ctx).await?,
+            role: resolve_role(self, ctx)?,
             tags: desired_tags(&self.spec.tags, &owner),
         };
         let observed = ctx.iam.get_instance_profile(&desired.name).await?;
@@ -165,6 +168,10 @@ impl Managed for InstanceProfile {
             changes: actions.len(),
             retry_soon: false,
         })
+    }
+
+    fn holders(&self, stores: &Stores) -> Vec<String> {
+        references::holders(&stores.bindings, self)
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {

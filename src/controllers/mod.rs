@@ -5,12 +5,14 @@ pub mod binding;
 pub mod gate;
 pub mod instance_profile;
 pub mod policy;
+pub mod references;
 pub mod role;
+pub mod stores;
 pub mod tags;
+pub mod wiring;
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use crate::conditions::{ADOPT_ANNOTATION, FINALIZER, Readiness, reason, with_rea
 use crate::context::Context;
 use crate::error::Error;
 use gate::{Gate, Lane};
+use stores::Stores;
 
 /// Field manager for status writes.
 const MANAGER: &str = "rolecall";
@@ -64,6 +67,12 @@ pub trait Managed:
         ctx: &Context,
     ) -> impl Future<Output = Result<Converged<Self::Status>, Error>> + Send;
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// The objects that still refer to this one (`Kind name`): its AWS object is not deleted
+    /// while any exists.
+    fn holders(&self, _stores: &Stores) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// Whether a dependency's status says Ready for its current generation.
@@ -118,8 +127,19 @@ pub fn log_planned<K: Resource>(ctx: &Context, object: &K, actions: impl Iterato
     let mut planned = ctx.planned.lock().expect("planned lock");
     for action in actions {
         tracing::info!(object = %name, %action, "dry run: would apply");
-        planned.push(format!("{name}: {action}"));
+        remember(&mut planned, format!("{name}: {action}"));
     }
+}
+
+/// Dry-run keeps this many planned actions, the newest, for inspection: a long dry run must
+/// not grow without bound.
+pub const PLANNED_KEPT: usize = 1000;
+
+fn remember(planned: &mut std::collections::VecDeque<String>, line: String) {
+    if planned.len() >= PLANNED_KEPT {
+        planned.pop_front();
+    }
+    planned.push_back(line);
 }
 
 fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
@@ -131,13 +151,24 @@ fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     )
 }
 
-/// The resync period with ±10% jitter, so objects created together do not resync together.
-fn jittered(period: Duration) -> Duration {
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let fraction = 0.9 + (random % 2001) as f64 / 10_000.0;
-    period.mul_f64(fraction)
+/// `period` scaled by a random factor in `1 ± spread`, so that objects created (or failed)
+/// together are not retried together.
+pub fn jittered(period: Duration, spread: f64) -> Duration {
+    let unit = (getrandom::u64().unwrap_or(0) >> 11) as f64 / (1u64 << 53) as f64;
+    period.mul_f64(1.0 - spread + 2.0 * spread * unit)
+}
+
+/// Drift checks spread ±10% around the resync period.
+const RESYNC_SPREAD: f64 = 0.1;
+/// Retries spread ±25% around their backoff step: after an outage, objects do not come back
+/// in lockstep.
+const BACKOFF_SPREAD: f64 = 0.25;
+
+/// How soon to look again while AWS is still settling (an association in progress): 2 s,
+/// doubling to a minute.
+pub fn settling_delay(attempts: u32) -> Duration {
+    let factor = 1u64 << attempts.saturating_sub(1).min(5);
+    Duration::from_secs((2 * factor).min(60))
 }
 
 /// The reconciler handed to kube's `Controller` for every kind: waits for a turn at the kind's
@@ -177,14 +208,32 @@ fn settled<K: Managed>(object: &K) -> bool {
         })
 }
 
-/// Counts and times one reconcile.
+/// Which step of a reconcile failed: the Ready condition says so differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Converge,
+    Cleanup,
+}
+
+/// One reconcile of one object, counted and timed. Converge and cleanup failures take the
+/// same path: counted once, reported once per change of the Ready condition, and retried
+/// with a jittered backoff.
 pub async fn reconcile<K: Managed>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_once(object, &ctx).await;
+    let key = object_key(object.as_ref());
+    let result = reconcile_once(object.clone(), &ctx).await;
+    let succeeded = result.is_ok();
+    let action = match result {
+        Ok(action) => {
+            ctx.clear_failures(&key);
+            action
+        }
+        Err((phase, error)) => failed(object.as_ref(), phase, error, &ctx).await,
+    };
     ctx.telemetry
         .metrics
-        .reconciled(kind_name::<K>(), result.is_ok(), started.elapsed());
-    result
+        .reconciled(kind_name::<K>(), succeeded, started.elapsed());
+    Ok(action)
 }
 
 /// The kind's name as a `'static` label value.
@@ -198,68 +247,59 @@ pub fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
     }
 }
 
-async fn reconcile_once<K: Managed>(object: Arc<K>, ctx: &Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_once<K: Managed>(
+    object: Arc<K>,
+    ctx: &Arc<Context>,
+) -> Result<Action, (Phase, Error)> {
     let namespace = object.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     if ctx.settings.dry_run {
         // Dry-run writes nowhere, not even a finalizer or a status.
-        object.converge(ctx).await?;
-        return Ok(Action::requeue(jittered(ctx.settings.resync)));
+        object
+            .converge(ctx)
+            .await
+            .map_err(|error| (Phase::Converge, error))?;
+        return Ok(Action::requeue(jittered(
+            ctx.settings.resync,
+            RESYNC_SPREAD,
+        )));
     }
     finalizer::finalizer(&api, FINALIZER, object, |event| async {
         match event {
             FinalizerEvent::Apply(object) => apply(&api, &object, ctx).await,
-            FinalizerEvent::Cleanup(object) => cleanup(&api, &object, ctx).await,
+            FinalizerEvent::Cleanup(object) => cleanup(object.as_ref(), ctx).await,
         }
     })
     .await
     .map_err(|error| match error {
-        finalizer::Error::ApplyFailed(error) | finalizer::Error::CleanupFailed(error) => error,
-        finalizer::Error::AddFinalizer(error) | finalizer::Error::RemoveFinalizer(error) => {
-            Error::Kube(error)
-        }
-        other => Error::InvalidSpec(other.to_string()),
+        finalizer::Error::ApplyFailed(error) => (Phase::Converge, error),
+        finalizer::Error::CleanupFailed(error) => (Phase::Cleanup, error),
+        finalizer::Error::AddFinalizer(error) => (Phase::Converge, Error::Kube(error)),
+        finalizer::Error::RemoveFinalizer(error) => (Phase::Cleanup, Error::Kube(error)),
+        other => (Phase::Converge, Error::InvalidSpec(other.to_string())),
     })
 }
 
 async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Action, Error> {
+    let converged = object.converge(ctx).await?;
+    announce(ctx, object, &converged.readiness).await;
+    write_status(api, object, converged.status, &converged.readiness).await?;
     let key = object_key(object);
-    match object.converge(ctx).await {
-        Ok(converged) => {
-            ctx.clear_failures(&key);
-            write_status(api, object, converged.status, &converged.readiness).await?;
-            if converged.retry_soon {
-                return Ok(Action::requeue(binding::ASSOCIATING_RETRY));
-            }
-            Ok(Action::requeue(jittered(ctx.settings.resync)))
-        }
-        Err(error) => {
-            let failures = ctx.record_failure(&key);
-            let readiness = error.readiness();
-            if matches!(error, Error::DependencyNotReady(_)) {
-                tracing::info!(object = %key, %error, "waiting for a dependency");
-            } else {
-                tracing::warn!(object = %key, %error, failures, "reconcile failed");
-            }
-            ctx.event(
-                object,
-                true,
-                readiness.reason,
-                "Reconcile",
-                readiness.message.clone(),
-            )
-            .await;
-            let previous = object.current_status().cloned().unwrap_or_default();
-            write_status(api, object, previous, &readiness).await?;
-            Ok(error
-                .retry_after(failures)
-                .map_or_else(Action::await_change, Action::requeue))
-        }
+    if converged.retry_soon {
+        let attempts = ctx.record_settling(&key);
+        return Ok(Action::requeue(jittered(
+            settling_delay(attempts),
+            BACKOFF_SPREAD,
+        )));
     }
+    ctx.clear_settling(&key);
+    Ok(Action::requeue(jittered(
+        ctx.settings.resync,
+        RESYNC_SPREAD,
+    )))
 }
 
-async fn cleanup<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Action, Error> {
-    let key = object_key(object);
+async fn cleanup<K: Managed>(object: &K, ctx: &Context) -> Result<Action, Error> {
     if object.deletion_policy() == DeletionPolicy::Retain {
         ctx.event(
             object,
@@ -271,28 +311,93 @@ async fn cleanup<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<
         .await;
         return Ok(Action::await_change());
     }
-    match object.cleanup(ctx).await {
-        Ok(()) => {
-            ctx.clear_failures(&key);
-            Ok(Action::await_change())
+    // In-use protection: deleting the AWS object now would take it from under an object that
+    // still refers to it (instances would lose their credentials before their own binding
+    // goes). The holder's removal wakes us through the wiring's triggers.
+    let holders = object.holders(&ctx.stores);
+    if !holders.is_empty() {
+        return Err(Error::InUse(format!(
+            "waiting for {} to be deleted first: still referenced",
+            holders.join(", ")
+        )));
+    }
+    object.cleanup(ctx).await?;
+    Ok(Action::await_change())
+}
+
+/// Reports a failed reconcile and picks the next attempt.
+async fn failed<K: Managed>(object: &K, phase: Phase, error: Error, ctx: &Context) -> Action {
+    let key = object_key(object);
+    let failures = ctx.record_failure(&key);
+    let readiness = match (phase, &error) {
+        (Phase::Cleanup, Error::InUse(message)) => {
+            Readiness::not_ready(reason::DELETING, message.clone())
         }
-        Err(error) => {
-            // error_policy counts the failure and picks the backoff.
-            let message = format!("cannot delete yet: {error}");
-            tracing::warn!(object = %key, %error, "cleanup failed");
-            ctx.event(object, true, reason::DELETING, "Delete", message.clone())
-                .await;
-            let previous = object.current_status().cloned().unwrap_or_default();
-            write_status(
-                api,
-                object,
-                previous,
-                &Readiness::not_ready(reason::DELETING, message),
-            )
-            .await?;
-            Err(error)
+        (Phase::Cleanup, error) => {
+            Readiness::not_ready(reason::DELETING, format!("cannot delete yet: {error}"))
+        }
+        (Phase::Converge, error) => error.readiness(),
+    };
+    if error.is_expected() {
+        tracing::info!(object = %key, %error, "waiting");
+    } else {
+        tracing::warn!(object = %key, %error, failures, "reconcile failed");
+    }
+    announce(ctx, object, &readiness).await;
+    if !ctx.settings.dry_run {
+        let api: Api<K> =
+            Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+        let previous = object.current_status().cloned().unwrap_or_default();
+        if let Err(error) = write_status(&api, object, previous, &readiness).await {
+            tracing::warn!(object = %key, %error, "could not write the failure to status");
         }
     }
+    error
+        .retry_after(failures)
+        .map(|delay| jittered(delay, BACKOFF_SPREAD))
+        .map_or_else(Action::await_change, Action::requeue)
+}
+
+/// One Event when the Ready condition changes to something a user should hear about: every
+/// not-ready outcome, and a Ready with a reason other than plain `Available` (such as a
+/// binding with no instances). The same outcome on the next resync says nothing.
+async fn announce<K: Managed>(ctx: &Context, object: &K, readiness: &Readiness) {
+    if readiness.ready && readiness.reason == reason::AVAILABLE {
+        return;
+    }
+    let previous = object.current_status().cloned().and_then(|mut status| {
+        K::status_mut(&mut status)
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == crate::conditions::READY)
+            .cloned()
+    });
+    let unchanged = previous.is_some_and(|condition| {
+        condition.status == if readiness.ready { "True" } else { "False" }
+            && condition.reason == readiness.reason
+            && condition.message == readiness.message
+            && condition.observed_generation == object.meta().generation
+    });
+    if unchanged {
+        return;
+    }
+    let warning = matches!(
+        readiness.reason,
+        reason::CONFLICT | reason::AWS_ERROR | reason::INVALID_SPEC
+    );
+    let action = if object.meta().deletion_timestamp.is_some() {
+        "Delete"
+    } else {
+        "Reconcile"
+    };
+    ctx.event(
+        object,
+        warning,
+        readiness.reason,
+        action,
+        readiness.message.clone(),
+    )
+    .await;
 }
 
 /// Writes status with server-side apply, skipping the write when nothing changed.
@@ -327,12 +432,13 @@ async fn write_status<K: Managed>(
     Ok(())
 }
 
-/// `error_policy` for kube's `Controller`: errors that escape `reconcile` (finalizer and
-/// cleanup failures) retry with the same backoff as everything else.
+/// `error_policy` for kube's `Controller`. `reconcile` handles its own failures, so this only
+/// sees what kube itself reports; it retries with the same backoff as everything else.
 pub fn error_policy<K: Managed>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.record_failure(&object_key(object.as_ref())).max(1);
     error
         .retry_after(failures)
+        .map(|delay| jittered(delay, BACKOFF_SPREAD))
         .map_or_else(Action::await_change, Action::requeue)
 }
 
@@ -343,6 +449,39 @@ mod tests {
     enum Example {
         Create,
         AttachPolicy { arn: String },
+    }
+
+    #[test]
+    fn dry_run_keeps_only_the_newest_planned_actions() {
+        let mut planned = std::collections::VecDeque::new();
+        for n in 0..super::PLANNED_KEPT + 10 {
+            super::remember(&mut planned, format!("ns/p: action {n}"));
+        }
+        assert_eq!(planned.len(), super::PLANNED_KEPT);
+        assert_eq!(planned.front().map(String::as_str), Some("ns/p: action 10"));
+    }
+
+    #[test]
+    fn retries_are_spread_not_in_lockstep() {
+        let step = std::time::Duration::from_secs(8);
+        let delays: std::collections::BTreeSet<_> = (0..50)
+            .map(|_| super::jittered(step, super::BACKOFF_SPREAD))
+            .collect();
+        assert!(delays.len() > 40, "only {} distinct delays", delays.len());
+        for delay in delays {
+            assert!(
+                delay >= step.mul_f64(0.75) && delay <= step.mul_f64(1.25),
+                "{delay:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn settling_looks_again_sooner_first_then_backs_off() {
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| super::settling_delay(n).as_secs())
+            .collect();
+        assert_eq!(delays, vec![2, 4, 8, 16, 32, 60, 60, 60]);
     }
 
     #[test]

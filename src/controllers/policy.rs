@@ -2,8 +2,9 @@
 
 use kube::ResourceExt;
 
+use super::stores::Stores;
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
-use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned};
+use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned, references};
 use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
 use crate::aws::iam::{ObservedPolicy, PolicyVersion};
 use crate::conditions::Readiness;
@@ -195,6 +196,10 @@ impl Managed for IamPolicy {
             changes: plan.actions.len(),
             retry_soon: false,
         })
+    }
+
+    fn holders(&self, stores: &Stores) -> Vec<String> {
+        references::holders(&stores.roles, self)
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {

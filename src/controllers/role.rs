@@ -2,14 +2,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
+use super::stores::Stores;
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
-use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned};
-use crate::api::{DeletionPolicy, IamPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
+use super::{
+    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references,
+};
+use crate::api::{DeletionPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
 use crate::aws::iam::{NewRole, ObservedRole};
-use crate::conditions::{READY, Readiness};
+use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::equivalence;
 use crate::error::Error;
@@ -247,14 +249,14 @@ pub fn check_policy_arns(spec: &IamRoleSpec, iam_arn_prefix: &str) -> Result<(),
     )))
 }
 
-/// ARNs of the referenced IamPolicy objects, once each is Ready for its current generation.
-async fn resolve_policy_refs(role: &IamRole, ctx: &Context) -> Result<BTreeSet<String>, Error> {
+/// ARNs of the referenced IamPolicy objects, once each is Ready for its current generation,
+/// read from the store (the wiring wakes this role when one of them changes).
+fn resolve_policy_refs(role: &IamRole, ctx: &Context) -> Result<BTreeSet<String>, Error> {
     let namespace = role.namespace().unwrap_or_default();
-    let api: Api<IamPolicy> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut arns = BTreeSet::new();
     for reference in &role.spec.policy_refs {
         let name = &reference.name;
-        let Some(policy) = api.get_opt(name).await? else {
+        let Some(policy) = ctx.stores.policies.get(&namespace, name) else {
             return Err(Error::DependencyNotReady(format!(
                 "IamPolicy {name} does not exist in namespace {namespace}"
             )));
@@ -265,14 +267,7 @@ async fn resolve_policy_refs(role: &IamRole, ctx: &Context) -> Result<BTreeSet<S
             )));
         }
         let status = policy.status.as_ref();
-        let ready = status.is_some_and(|status| {
-            status.common.observed_generation == policy.meta().generation
-                && status
-                    .common
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == READY && c.status == "True")
-        });
+        let ready = status.is_some_and(|status| is_ready(&status.common, policy.meta().generation));
         match status.and_then(|status| status.arn.clone()) {
             Some(arn) if ready => {
                 arns.insert(arn);
@@ -323,7 +318,7 @@ impl Managed for IamRole {
     async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
         let owner = ctx.owner_tag_value(self);
         check_policy_arns(&self.spec, &ctx.iam_arn_prefix)?;
-        let referenced = resolve_policy_refs(self, ctx).await?;
+        let referenced = resolve_policy_refs(self, ctx)?;
         let desired = desired(self, &owner, referenced)?;
         let observed = observe(ctx, &desired.name).await?;
         if let Some(observed) = &observed {
@@ -365,6 +360,10 @@ impl Managed for IamRole {
             changes: actions.len(),
             retry_soon: false,
         })
+    }
+
+    fn holders(&self, stores: &Stores) -> Vec<String> {
+        references::holders(&stores.profiles, self)
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {

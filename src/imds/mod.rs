@@ -52,7 +52,7 @@ pub struct ImdsArgs {
         long,
         env = "ROLECALL_IMDS_REFRESH_MARGIN",
         default_value = "5m",
-        value_parser = crate::run::parse_duration
+        value_parser = crate::cli::parse_duration
     )]
     pub refresh_margin: Duration,
 }

@@ -22,13 +22,16 @@ use crate::aws::CallLog;
 pub struct Telemetry {
     pub metrics: Metrics,
     pub health: Health,
+    /// The AWS calls the metrics count.
+    pub calls: Arc<CallLog>,
 }
 
 impl Telemetry {
     pub fn new(calls: Arc<CallLog>) -> Self {
         Self {
-            metrics: Metrics::new(calls),
+            metrics: Metrics::new(calls.clone()),
             health: Health::default(),
+            calls,
         }
     }
 

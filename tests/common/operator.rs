@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use rolecall::aws::{AwsArgs, AwsClients, CallKind};
+use rolecall::aws::{AwsArgs, AwsClients, CallKind, CallLog};
 use rolecall::context::{Context, Settings};
+use rolecall::controllers::wiring::Controllers;
+use rolecall::telemetry::Telemetry;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -20,6 +22,8 @@ pub struct Options {
     pub resync: Duration,
     pub dry_run: bool,
     pub endpoint: Option<String>,
+    /// More namespaces to watch, each as its own scope (as `--watch-namespaces a,b` does).
+    pub also_watch: Vec<String>,
 }
 
 impl Default for Options {
@@ -28,6 +32,7 @@ impl Default for Options {
             resync: Duration::from_secs(3600),
             dry_run: false,
             endpoint: None,
+            also_watch: vec![],
         }
     }
 }
@@ -53,7 +58,7 @@ impl Operator {
 
     /// Starts the controllers with `operator_client` (for the RBAC tests' reduced rule sets).
     pub async fn start_as(
-        client: &Client,
+        _admin: &Client,
         operator_client: Client,
         namespace: &str,
         options: Options,
@@ -64,23 +69,29 @@ impl Operator {
             cluster_name: "test".into(),
             dry_run: options.dry_run,
             resync: options.resync,
-            namespace: Some(namespace.into()),
         };
         // The account prefix comes from moto itself even when the operator's endpoint is a
         // dead one (for the AWS-unreachable tests).
         let identity_clients = AwsClients::from_args(&aws_args(None)).await;
-        let probe = rolecall::run::context(client.clone(), &identity_clients, settings.clone())
+        let prefix = rolecall::run::account_prefix(&identity_clients)
             .await
-            .expect("context");
+            .expect("the account from moto's STS");
+        let scopes: Vec<Option<String>> = std::iter::once(namespace.to_owned())
+            .chain(options.also_watch.iter().cloned())
+            .map(Some)
+            .collect();
+        let controllers = Controllers::new(&operator_client, &scopes);
+        let telemetry = Arc::new(Telemetry::new(Arc::new(CallLog::default())));
         let ctx = Arc::new(Context::new(
             operator_client,
             &aws,
-            probe.calls.clone(),
+            telemetry,
             settings,
-            probe.iam_arn_prefix.clone(),
+            prefix,
+            controllers.stores.clone(),
         ));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(rolecall::run::run_controllers(ctx.clone(), 4, async {
+        let task = tokio::spawn(controllers.run(ctx.clone(), 4, async {
             let _ = stopped.await;
         }));
         Self {

@@ -1,0 +1,84 @@
+//! The reflector stores of every watched scope, by kind: how a reconcile reads the objects it
+//! references (and the objects that reference it) without a live GET.
+
+use std::sync::Arc;
+
+use kube::Resource;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+
+/// The stores of one kind, one per watched scope (all namespaces, or each `--watch-namespaces`
+/// entry).
+#[derive(Clone)]
+pub struct Scoped<K: Resource<DynamicType = ()> + 'static>(Vec<Store<K>>);
+
+impl<K> Scoped<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    pub fn new(stores: Vec<Store<K>>) -> Self {
+        Self(stores)
+    }
+
+    /// The object `namespace/name`, from whichever scope holds it.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        let key = ObjectRef::new(name).within(namespace);
+        self.0.iter().find_map(|store| store.get(&key))
+    }
+
+    /// Every object of this kind the operator manages, across scopes.
+    pub fn all(&self) -> impl Iterator<Item = Arc<K>> + '_ {
+        self.0.iter().flat_map(|store| store.state())
+    }
+
+    /// Whether every scope's store has listed its objects once.
+    pub fn synced(&self) -> bool {
+        use futures::FutureExt;
+        self.0
+            .iter()
+            .all(|store| matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))))
+    }
+
+    /// Objects in `namespace` for which `pick` holds.
+    pub fn in_namespace<'a>(
+        &'a self,
+        namespace: &'a str,
+        mut pick: impl FnMut(&K) -> bool + 'a,
+    ) -> impl Iterator<Item = Arc<K>> + 'a {
+        self.all()
+            .filter(move |object| object.meta().namespace.as_deref() == Some(namespace))
+            .filter(move |object| pick(object))
+    }
+}
+
+/// Every store the controllers keep, shared by all reconciles of one process.
+#[derive(Clone)]
+pub struct Stores {
+    pub policies: Scoped<IamPolicy>,
+    pub roles: Scoped<IamRole>,
+    pub profiles: Scoped<InstanceProfile>,
+    pub bindings: Scoped<Ec2InstanceBinding>,
+}
+
+impl Stores {
+    pub fn synced(&self) -> bool {
+        self.policies.synced()
+            && self.roles.synced()
+            && self.bindings.synced()
+            && self.profiles.synced()
+    }
+
+    /// Stores that stay empty: for contexts that run no controller (tools, tests of pure steps).
+    pub fn empty() -> Self {
+        fn none<K: Resource<DynamicType = ()> + Clone + 'static>() -> Scoped<K> {
+            Scoped::new(vec![])
+        }
+        Self {
+            policies: none(),
+            roles: none(),
+            profiles: none(),
+            bindings: none(),
+        }
+    }
+}

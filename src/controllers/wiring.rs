@@ -1,0 +1,411 @@
+//! One place that wires the controllers: a watch per kind and scope feeding a trimmed store,
+//! the triggers between kinds (a dependency's readiness wakes its dependents; a holder's
+//! change or deletion wakes what it holds), the per-kind gates, and the object counts.
+
+use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, Stream, StreamExt};
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller, Error as ControllerError};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+
+use super::gate::Gate;
+use super::references::{self, Refers};
+use super::stores::{Scoped, Stores};
+use super::{Managed, error_policy, gated, kind_name};
+use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+use crate::conditions::READY;
+use crate::context::Context;
+use crate::error::Error;
+use crate::telemetry::ReadyCounts;
+
+/// Annotation kubectl keeps a full copy of the last applied object in: never read by rolecall.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The controllers of every watched scope, built but not yet running, and the stores they fill.
+pub struct Controllers {
+    scopes: Vec<Scope>,
+    pub stores: Stores,
+}
+
+struct Scope {
+    policies: Controller<IamPolicy>,
+    roles: Controller<IamRole>,
+    profiles: Controller<InstanceProfile>,
+    bindings: Controller<Ec2InstanceBinding>,
+}
+
+/// A store and the writer that fills it, for one kind in one scope.
+struct Reflector<K: Resource<DynamicType = ()> + Clone + 'static> {
+    reader: Store<K>,
+    writer: Writer<K>,
+}
+
+impl<K: Managed> Reflector<K> {
+    fn new() -> Self {
+        let (reader, writer) = reflector::store();
+        Self { reader, writer }
+    }
+}
+
+impl Controllers {
+    /// Builds the controllers for `scopes` (`None`: all namespaces). Nothing is watched until
+    /// [`Controllers::run`].
+    pub fn new(client: &Client, scopes: &[Option<String>]) -> Self {
+        let mut policies: Vec<Reflector<IamPolicy>> =
+            scopes.iter().map(|_| Reflector::new()).collect();
+        let mut roles: Vec<Reflector<IamRole>> = scopes.iter().map(|_| Reflector::new()).collect();
+        let mut profiles: Vec<Reflector<InstanceProfile>> =
+            scopes.iter().map(|_| Reflector::new()).collect();
+        let mut bindings: Vec<Reflector<Ec2InstanceBinding>> =
+            scopes.iter().map(|_| Reflector::new()).collect();
+        let stores = Stores {
+            policies: Scoped::new(policies.iter().map(|r| r.reader.clone()).collect()),
+            roles: Scoped::new(roles.iter().map(|r| r.reader.clone()).collect()),
+            profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
+            bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
+        };
+        let apis = |scope: &Option<String>| Apis {
+            client: client.clone(),
+            namespace: scope.clone(),
+        };
+        let mut built = Vec::new();
+        for scope in scopes.iter().rev() {
+            let apis = apis(scope);
+            let (policy, role, profile, binding) = (
+                policies.pop().expect("one per scope"),
+                roles.pop().expect("one per scope"),
+                profiles.pop().expect("one per scope"),
+                bindings.pop().expect("one per scope"),
+            );
+            let role_store = role.reader.clone();
+            let profile_store = profile.reader.clone();
+            let binding_store = binding.reader.clone();
+
+            // A role that goes (or stops naming a policy) may release a policy being deleted.
+            let policies = primary(apis.api(), policy)
+                .watches_stream(secondary(apis.api::<IamRole>()), held_by::<IamRole, _>());
+            let roles = primary(apis.api(), role)
+                .watches_stream(
+                    secondary(apis.api::<IamPolicy>()),
+                    dependents_of::<IamPolicy, _>(role_store),
+                )
+                .watches_stream(
+                    secondary(apis.api::<InstanceProfile>()),
+                    held_by::<InstanceProfile, _>(),
+                );
+            let profiles = primary(apis.api(), profile)
+                .watches_stream(
+                    secondary(apis.api::<IamRole>()),
+                    dependents_of::<IamRole, _>(profile_store),
+                )
+                .watches_stream(
+                    secondary(apis.api::<Ec2InstanceBinding>()),
+                    held_by::<Ec2InstanceBinding, _>(),
+                );
+            let mut bindings = primary(apis.api(), binding).watches_stream(
+                secondary(apis.api::<InstanceProfile>()),
+                dependents_of::<InstanceProfile, _>(binding_store.clone()),
+            );
+            // A binding anywhere the operator manages that finds a conflict wakes the bindings
+            // it conflicts with, so both report it (scopes are separate watches).
+            for other_scope in scopes {
+                bindings = bindings.watches_stream(
+                    secondary(apis_for(client, other_scope).api::<Ec2InstanceBinding>()),
+                    contested_with(binding_store.clone()),
+                );
+            }
+            built.push(Scope {
+                policies,
+                roles,
+                profiles,
+                bindings,
+            });
+        }
+        built.reverse();
+        Self {
+            scopes: built,
+            stores,
+        }
+    }
+
+    /// Runs every controller until `shutdown` completes; each then finishes its in-flight work.
+    /// `concurrency` reconciles run at once per kind, across scopes.
+    pub async fn run(
+        self,
+        ctx: Arc<Context>,
+        concurrency: u16,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let shutdown = shutdown.shared();
+        let gates: [Arc<Gate>; 4] = std::array::from_fn(|_| Gate::new(concurrency.into()));
+        tokio::spawn({
+            let (gates, shutdown) = (gates.clone(), shutdown.clone());
+            async move {
+                shutdown.await;
+                gates.iter().for_each(|gate| gate.close());
+            }
+        });
+        let kinds = [
+            kind_name::<IamPolicy>(),
+            kind_name::<IamRole>(),
+            kind_name::<InstanceProfile>(),
+            kind_name::<Ec2InstanceBinding>(),
+        ];
+        for (kind, gate) in kinds.into_iter().zip(&gates) {
+            let gate = gate.clone();
+            ctx.telemetry
+                .metrics
+                .count_waiting(kind, move || gate.waiting_by_lane());
+        }
+        let stores = self.stores.clone();
+        count_objects(&ctx, stores.policies.clone());
+        count_objects(&ctx, stores.roles.clone());
+        count_objects(&ctx, stores.profiles.clone());
+        count_objects(&ctx, stores.bindings.clone());
+        report_synced(&ctx, stores);
+
+        let [policy_gate, role_gate, profile_gate, binding_gate] = gates;
+        let mut running = Vec::new();
+        for scope in self.scopes {
+            running.push(drive(scope.policies, &policy_gate, &ctx, shutdown.clone()));
+            running.push(drive(scope.roles, &role_gate, &ctx, shutdown.clone()));
+            running.push(drive(scope.profiles, &profile_gate, &ctx, shutdown.clone()));
+            running.push(drive(scope.bindings, &binding_gate, &ctx, shutdown.clone()));
+        }
+        futures::future::join_all(running).await;
+    }
+}
+
+struct Apis {
+    client: Client,
+    namespace: Option<String>,
+}
+
+impl Apis {
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+fn apis_for(client: &Client, scope: &Option<String>) -> Apis {
+    Apis {
+        client: client.clone(),
+        namespace: scope.clone(),
+    }
+}
+
+/// The controller of one kind in one scope, fed by its own trimmed store. Only changes a
+/// reconcile must act on trigger it: the spec (generation), deletion, finalizers and the adopt
+/// annotation. Its own status writes do not wake it again.
+fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>) -> Controller<K> {
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .modify(trim)
+        .reflect(reflector.writer)
+        .applied_objects()
+        .predicate_filter(primary_trigger::<K>, PredicateConfig::default());
+    // Unlimited here: the gates limit and order the work (see controllers::gate).
+    Controller::for_stream(stream, reflector.reader)
+}
+
+/// Another kind's changes, as far as they matter to the objects that refer to it or that it
+/// refers to: spec, readiness, deletion, and the final removal.
+fn secondary<K: Managed>(api: Api<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send {
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(secondary_trigger::<K>, PredicateConfig::default())
+}
+
+/// Drops what no reconcile reads: managed fields and kubectl's last-applied copy are often
+/// larger than the object itself.
+fn trim<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+    if let Some(annotations) = object.meta_mut().annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+fn hash_of(value: impl Hash) -> Option<u64> {
+    let mut hasher = DefaultHasher::new();
+    value.hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// What makes an object's own reconcile due: its spec (generation; the API server bumps it
+/// when deletion starts too), its finalizers (kube's finalizer helper waits for the event of
+/// its own finalizer write) and its annotations (the adopt annotation, and a touched
+/// annotation as the way to ask for a reconcile now). Status writes change none of these.
+pub fn primary_trigger<K: Resource>(object: &K) -> Option<u64> {
+    let meta = object.meta();
+    hash_of((
+        meta.generation,
+        &meta.finalizers,
+        meta.deletion_timestamp.is_some(),
+        &meta.annotations,
+    ))
+}
+
+/// What makes another object's reconcile due when this object changes: its spec, its Ready
+/// condition, and its deletion (the last event of a deleted object carries a new
+/// resourceVersion, so deletion passes even when nothing else changed).
+pub fn secondary_trigger<K: Managed>(object: &K) -> Option<u64> {
+    let meta = object.meta();
+    let ready = object.current_status().cloned().map(|mut status| {
+        let common = K::status_mut(&mut status);
+        let condition = common
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == READY)
+            .map(|condition| (condition.status.clone(), condition.reason.clone()));
+        (common.observed_generation, condition)
+    });
+    let deleting = meta
+        .deletion_timestamp
+        .as_ref()
+        .map(|_| meta.resource_version.clone());
+    hash_of((meta.generation, ready, deleting))
+}
+
+/// Maps a changed `D` to the objects of the controller's kind in its namespace that refer to
+/// it (a policy to the roles naming it in `policyRefs`, ...).
+fn dependents_of<D, K>(store: Store<K>) -> impl Fn(D) -> Vec<ObjectRef<K>> + Send + Sync
+where
+    D: Resource,
+    K: Managed + Refers<D>,
+{
+    move |dependency: D| {
+        let namespace = dependency.namespace();
+        let name = dependency.name_any();
+        store
+            .state()
+            .into_iter()
+            .filter(|object| object.namespace() == namespace)
+            .filter(|object| object.referenced_names().contains(&name.as_str()))
+            .map(|object| ObjectRef::from_obj(object.as_ref()))
+            .collect()
+    }
+}
+
+/// Maps a changed holder `H` to the objects it refers to, which may be waiting for it to go
+/// before they can be deleted.
+fn held_by<H, K>() -> impl Fn(H) -> Vec<ObjectRef<K>> + Send + Sync
+where
+    H: Refers<K> + Resource,
+    K: Managed,
+{
+    move |holder: H| {
+        let namespace = holder.namespace().unwrap_or_default();
+        holder
+            .referenced_names()
+            .into_iter()
+            .map(|name| ObjectRef::new(name).within(&namespace))
+            .collect()
+    }
+}
+
+/// Maps a binding with conflicting instances to the bindings in `store` that hold them.
+fn contested_with(
+    store: Store<Ec2InstanceBinding>,
+) -> impl Fn(Ec2InstanceBinding) -> Vec<ObjectRef<Ec2InstanceBinding>> + Send + Sync {
+    move |changed| {
+        let contested = references::contested_instances(&changed);
+        if contested.is_empty() {
+            return vec![];
+        }
+        store
+            .state()
+            .into_iter()
+            .filter(|other| other.uid() != changed.uid())
+            .filter(|other| references::claimed_instances(other).any(|id| contested.contains(&id)))
+            .map(|other| ObjectRef::from_obj(other.as_ref()))
+            .collect()
+    }
+}
+
+fn drive<K: Managed>(
+    controller: Controller<K>,
+    gate: &Arc<Gate>,
+    ctx: &Arc<Context>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> futures::future::BoxFuture<'static, ()> {
+    let store = controller.store();
+    controller
+        .graceful_shutdown_on(shutdown)
+        .run(gated(gate.clone(), store), error_policy::<K>, ctx.clone())
+        .for_each(log_result::<K>)
+        .boxed()
+}
+
+/// Lets `/metrics` count the objects of a kind by Ready state.
+fn count_objects<K: Managed>(ctx: &Context, objects: Scoped<K>) {
+    ctx.telemetry
+        .metrics
+        .count_objects(kind_name::<K>(), move || ready_counts(objects.all()));
+}
+
+fn ready_counts<K: Managed>(objects: impl Iterator<Item = Arc<K>>) -> ReadyCounts {
+    let mut counts = ReadyCounts::default();
+    for object in objects {
+        let mut status = object.current_status().cloned().unwrap_or_default();
+        let ready = K::status_mut(&mut status)
+            .conditions
+            .iter()
+            .find(|condition| condition.type_ == READY)
+            .map(|condition| condition.status.clone());
+        match ready.as_deref() {
+            Some("True") => counts.ready += 1,
+            Some("False") => counts.not_ready += 1,
+            _ => counts.unknown += 1,
+        }
+    }
+    counts
+}
+
+/// Marks the process synced for `/readyz` once every store has listed its objects.
+fn report_synced(ctx: &Context, stores: Stores) {
+    let telemetry = ctx.telemetry.clone();
+    // Polled rather than awaited: a store's readiness wakes only its last waiter, and the
+    // controller waits on it too (kube-runtime's DelayedInit keeps a single waker).
+    tokio::spawn(async move {
+        loop {
+            if stores.synced() {
+                telemetry.health.scope_synced();
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+}
+
+async fn log_result<K: Managed>(
+    result: Result<(ObjectRef<K>, Action), ControllerError<Error, watcher::Error>>,
+) {
+    match result {
+        Ok((object, _)) => tracing::debug!(%object, "reconciled"),
+        Err(ControllerError::ReconcilerFailed(error, object)) => {
+            tracing::debug!(%object, %error, "reconcile failed; retrying with backoff")
+        }
+        // A deleted object still queued: nothing to do.
+        Err(ControllerError::ObjectNotFound(object)) => {
+            tracing::debug!(%object, "object gone before its reconcile")
+        }
+        Err(error) => tracing::warn!(%error, "controller error"),
+    }
+}
