@@ -1,7 +1,8 @@
 //! `rolecall imds-mock` as a child process against moto, over real HTTP: an instance without a
 //! profile has no credentials; once a role's profile is associated, the SDK's default
 //! credential chain gets credentials from the mock and lists S3 buckets; after the profile is
-//! disassociated the credentials are gone at once. The SDK runs in a child process of this test
+//! disassociated the credentials are gone at once. Walking the directory listings from
+//! `/latest/` reaches exactly the files the instance has at that moment. The SDK runs in a child process of this test
 //! binary, because its metadata provider reads `AWS_EC2_METADATA_DISABLED` and
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT` from the real environment only.
 
@@ -291,6 +292,41 @@ async fn sdk_default_chain_probe() {
     }
 }
 
+/// Walks the listings down from `/latest/` as a person or SDK would: each directory must answer
+/// the same with and without its trailing slash, and each listed file must answer 200. The
+/// files found, relative to `/latest/`, sorted.
+async fn walk_listings(mock: &ImdsMock, token: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut directories = vec![String::new()];
+    while let Some(directory) = directories.pop() {
+        let path = format!("/latest/{directory}");
+        let (status, listing) = mock.get(&path, token).await;
+        assert_eq!(status, 200, "{path}: {listing}");
+        let without_slash = path.trim_end_matches('/');
+        assert_eq!(
+            mock.get(without_slash, token).await,
+            (200, listing.clone()),
+            "{without_slash} answers like {path}"
+        );
+        for entry in listing.lines() {
+            assert!(
+                !entry.is_empty() && !entry.trim_end_matches('/').contains('/'),
+                "{path} lists {entry:?}: {listing:?}"
+            );
+            let child = format!("{directory}{entry}");
+            if entry.ends_with('/') {
+                directories.push(child);
+            } else {
+                let (status, body) = mock.get(&format!("/latest/{child}"), token).await;
+                assert_eq!(status, 200, "{child}, listed in {path}: {body}");
+                files.push(child);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
 async fn run_instance(clients: &AwsClients) -> String {
     let launched = clients
         .ec2
@@ -577,4 +613,114 @@ async fn reads_need_an_imdsv2_token_unless_v1_is_allowed() {
     assert_eq!(v1.get(instance_id_path, "made-up").await.0, 401);
     assert!(v1.stop().await.success());
     terminate(&clients, &instance_id).await;
+}
+
+#[tokio::test]
+async fn listings_lead_to_every_file_the_instance_has_right_now() {
+    let clients = AwsClients::new(&moto_config().await);
+    let name = format!("imds-listings-{}", std::process::id());
+    let bound_id = run_instance(&clients).await;
+    let unbound_id = run_instance(&clients).await;
+    let bound = ImdsMock::start(&bound_id, &[]);
+    let unbound = ImdsMock::start(&unbound_id, &[]);
+    let token = bound.token("300").await;
+    let unbound_token = unbound.token("300").await;
+    let only_the_instance_id = vec!["meta-data/instance-id".to_owned()];
+    let security_credentials = "/latest/meta-data/iam/security-credentials";
+
+    // Listings follow the token rules of every other read.
+    assert_eq!(bound.request("GET", "/latest/meta-data/", &[]).await.0, 401);
+    assert_eq!(bound.get(security_credentials, "made-up").await.0, 401);
+
+    // No profile: nothing under iam/ or dynamic/, so neither is listed, and both are 404.
+    assert_eq!(
+        bound.get("/latest/", &token).await,
+        (200, "meta-data/".to_owned())
+    );
+    assert_eq!(
+        bound.get("/latest/meta-data/", &token).await,
+        (200, "instance-id".to_owned())
+    );
+    assert_eq!(walk_listings(&bound, &token).await, only_the_instance_id);
+    for path in [
+        "/latest/meta-data/iam/",
+        ROLE_NAME_PATH,
+        security_credentials,
+        "/latest/dynamic/",
+        "/latest/dynamic/identity-credentials/ec2/security-credentials/",
+    ] {
+        assert_eq!(bound.get(path, &token).await.0, 404, "{path}");
+    }
+
+    // A profile with a role on one instance: its listings reach the role's credentials.
+    create_role_and_profile(&clients, &name).await;
+    let associated = clients
+        .ec2
+        .associate_iam_instance_profile()
+        .instance_id(&bound_id)
+        .iam_instance_profile(
+            aws_sdk_ec2::types::IamInstanceProfileSpecification::builder()
+                .name(&name)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("AssociateIamInstanceProfile");
+    let association_id = associated
+        .iam_instance_profile_association()
+        .and_then(|association| association.association_id())
+        .expect("an association id")
+        .to_owned();
+    assert_eq!(
+        bound.get("/latest/meta-data/iam/", &token).await,
+        (200, "info\nsecurity-credentials/".to_owned())
+    );
+    assert_eq!(bound.get(ROLE_NAME_PATH, &token).await, (200, name.clone()));
+    assert_eq!(
+        bound.get(security_credentials, &token).await,
+        (200, name.clone()),
+        "without the slash, as EC2 answers"
+    );
+    assert_eq!(
+        bound
+            .get(
+                "/latest/dynamic/identity-credentials/ec2/security-credentials/",
+                &token
+            )
+            .await,
+        (200, "ec2-instance".to_owned())
+    );
+    assert_eq!(
+        walk_listings(&bound, &token).await,
+        [
+            "dynamic/identity-credentials/ec2/security-credentials/ec2-instance".to_owned(),
+            "meta-data/iam/info".to_owned(),
+            format!("meta-data/iam/security-credentials/{name}"),
+            "meta-data/instance-id".to_owned(),
+        ]
+    );
+
+    // The other instance has no profile: its security-credentials/ stays 404.
+    assert_eq!(unbound.get(ROLE_NAME_PATH, &unbound_token).await.0, 404);
+    assert_eq!(
+        walk_listings(&unbound, &unbound_token).await,
+        only_the_instance_id
+    );
+
+    // Disassociated: the very next listing no longer names the role.
+    clients
+        .ec2
+        .disassociate_iam_instance_profile()
+        .association_id(&association_id)
+        .send()
+        .await
+        .expect("DisassociateIamInstanceProfile");
+    assert_eq!(bound.get(ROLE_NAME_PATH, &token).await.0, 404);
+    assert_eq!(walk_listings(&bound, &token).await, only_the_instance_id);
+
+    assert!(bound.stop().await.success());
+    assert!(unbound.stop().await.success());
+    delete_role_and_profile(&clients, &name).await;
+    terminate(&clients, &bound_id).await;
+    terminate(&clients, &unbound_id).await;
 }

@@ -3,8 +3,10 @@
 //! profile's role, and credentials minted for it with STS AssumeRole.
 //!
 //! Served: `PUT /latest/api/token` (IMDSv2), `meta-data/instance-id`, `meta-data/iam/info`,
-//! `meta-data/iam/security-credentials/[<role>]` and
-//! `dynamic/identity-credentials/ec2/security-credentials/ec2-instance`. Real EC2 serves the
+//! `meta-data/iam/security-credentials/<role>`,
+//! `dynamic/identity-credentials/ec2/security-credentials/ec2-instance`, and the listing of
+//! every directory above them (`/latest/`, `meta-data/`, `iam/security-credentials/` naming
+//! the role, ...), which names only what the instance has right now. Real EC2 serves the
 //! identity credentials to every instance, with no permissions attached; there is no instance
 //! principal to mint them for here, so this mock serves the role's credentials there too, and
 //! 404 when the instance has no role.
@@ -211,7 +213,16 @@ impl Imds {
             Route::NotFound => return Ok(not_found()),
             _ => {}
         }
-        let Some(binding) = self.live.binding().await? else {
+        let binding = self.live.binding().await?;
+        if let Route::Listing(directory) = route {
+            let role = binding.as_ref().and_then(|binding| binding.role.as_ref());
+            let files = protocol::served_files(binding.is_some(), role.map(|role| &*role.name));
+            return Ok(match protocol::listing(&files, directory) {
+                Some(entries) => Reply::ok(entries.join("\n")),
+                None => not_found(),
+            });
+        }
+        let Some(binding) = binding else {
             return Ok(not_found());
         };
         let Binding {
@@ -223,7 +234,6 @@ impl Imds {
             (Route::IamInfo, _) => {
                 Reply::json(&IamInfo::new(&profile_arn, &profile_id, SystemTime::now()))
             }
-            (Route::RoleName, Some(role)) => Reply::ok(role.name),
             (Route::RoleCredentials(asked), Some(role)) if asked == role.name => {
                 let credentials = self.live.credentials(&role).await?;
                 Reply::json(&CredentialsDocument::from(&credentials))
@@ -362,6 +372,15 @@ mod tests {
         let made_up = headers(&[(TOKEN_HEADER, "made-up")]);
         let stale = imds.handle(&Method::GET, INSTANCE_ID, &made_up).await;
         assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn listings_need_a_token_like_every_read() {
+        let imds = imds(false);
+        for path in ["/latest/", "/latest/meta-data", "/latest/meta-data/iam/"] {
+            let reply = imds.handle(&Method::GET, path, &HeaderMap::new()).await;
+            assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{path}");
+        }
     }
 
     #[tokio::test]

@@ -16,8 +16,21 @@ pub const MAX_TOKEN_TTL: Duration = Duration::from_secs(21_600);
 /// The one instance-identity credential name EC2 serves.
 pub const IDENTITY_CREDENTIALS_NAME: &str = "ec2-instance";
 
-const SECURITY_CREDENTIALS: &str = "/latest/meta-data/iam/security-credentials";
+const SECURITY_CREDENTIALS: &str = "/latest/meta-data/iam/security-credentials/";
 const IDENTITY_CREDENTIALS: &str = "/latest/dynamic/identity-credentials/ec2/security-credentials/";
+
+/// The directories this mock can list, relative to `/latest/`, without the trailing slash.
+/// Whether one is listed (or 404) depends on what the instance has: see `served_files`.
+pub const DIRECTORIES: [&str; 8] = [
+    "",
+    "meta-data",
+    "meta-data/iam",
+    "meta-data/iam/security-credentials",
+    "dynamic",
+    "dynamic/identity-credentials",
+    "dynamic/identity-credentials/ec2",
+    "dynamic/identity-credentials/ec2/security-credentials",
+];
 
 /// What a request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,8 +41,9 @@ pub enum Route {
     InstanceId,
     /// `meta-data/iam/info`: the instance profile.
     IamInfo,
-    /// `meta-data/iam/security-credentials/`: the role's name.
-    RoleName,
+    /// A directory (one of `DIRECTORIES`), with or without the trailing slash: its entries,
+    /// one a line, subdirectories ending in `/`. `security-credentials/` lists the role's name.
+    Listing(&'static str),
     /// `meta-data/iam/security-credentials/<role>`: credentials for that role.
     RoleCredentials(String),
     /// `dynamic/identity-credentials/ec2/security-credentials/ec2-instance`.
@@ -45,17 +59,13 @@ pub fn route(method: &Method, path: &str) -> Route {
         "/latest/api/token" => Some((Method::PUT, Route::Token)),
         "/latest/meta-data/instance-id" => Some((Method::GET, Route::InstanceId)),
         "/latest/meta-data/iam/info" => Some((Method::GET, Route::IamInfo)),
-        SECURITY_CREDENTIALS => Some((Method::GET, Route::RoleName)),
         _ => None,
     }
+    .or_else(|| Some((Method::GET, Route::Listing(directory(path)?))))
     .or_else(|| {
-        let rest = path.strip_prefix(SECURITY_CREDENTIALS)?.strip_prefix('/')?;
-        let route = match rest {
-            "" => Route::RoleName,
-            role if !role.contains('/') => Route::RoleCredentials(role.to_owned()),
-            _ => return None,
-        };
-        Some((Method::GET, route))
+        let role = path.strip_prefix(SECURITY_CREDENTIALS)?;
+        (!role.is_empty() && !role.contains('/'))
+            .then(|| (Method::GET, Route::RoleCredentials(role.to_owned())))
     })
     .or_else(|| {
         (path.strip_prefix(IDENTITY_CREDENTIALS)? == IDENTITY_CREDENTIALS_NAME)
@@ -71,6 +81,58 @@ pub fn route(method: &Method, path: &str) -> Route {
         Some(_) => Route::MethodNotAllowed,
         None => Route::NotFound,
     }
+}
+
+/// The directory `path` names, if it is one of `DIRECTORIES`. Like EC2, a directory answers
+/// with and without the trailing slash (`iam/security-credentials` lists the role too).
+fn directory(path: &str) -> Option<&'static str> {
+    if path == "/latest" || path == "/latest/" {
+        return Some("");
+    }
+    let rest = path.strip_prefix("/latest/")?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    DIRECTORIES
+        .into_iter()
+        .find(|directory| !directory.is_empty() && *directory == rest)
+}
+
+/// The files this mock serves an instance, relative to `/latest/`: `iam/info` while it has a
+/// profile, the role's credentials (and the identity credentials, see the module `imds`) while
+/// that profile holds a role. Listings are derived from these, so every listed entry answers.
+pub fn served_files(has_profile: bool, role: Option<&str>) -> Vec<String> {
+    let mut files = vec!["meta-data/instance-id".to_owned()];
+    if has_profile {
+        files.push("meta-data/iam/info".to_owned());
+    }
+    if let Some(role) = role {
+        files.push(format!("meta-data/iam/security-credentials/{role}"));
+        files.push(format!(
+            "dynamic/identity-credentials/ec2/security-credentials/{IDENTITY_CREDENTIALS_NAME}"
+        ));
+    }
+    files
+}
+
+/// The entries of `directory` (relative to `/latest/`, no trailing slash) holding `files`:
+/// each name once, sorted, subdirectories ending in `/`. `None` for a directory with nothing
+/// in it, which EC2 answers with 404 (`security-credentials/` of an instance without a role).
+pub fn listing(files: &[String], directory: &str) -> Option<Vec<String>> {
+    let prefix = if directory.is_empty() {
+        String::new()
+    } else {
+        format!("{directory}/")
+    };
+    let mut entries: Vec<String> = files
+        .iter()
+        .filter_map(|file| file.strip_prefix(&prefix))
+        .map(|rest| match rest.split_once('/') {
+            Some((subdirectory, _)) => format!("{subdirectory}/"),
+            None => rest.to_owned(),
+        })
+        .collect();
+    entries.sort();
+    entries.dedup();
+    (!entries.is_empty()).then_some(entries)
 }
 
 /// Why a token request is refused with 400.
@@ -199,11 +261,11 @@ mod tests {
         assert_eq!(route(&get, "/latest/meta-data/iam/info"), Route::IamInfo);
         assert_eq!(
             route(&get, "/latest/meta-data/iam/security-credentials/"),
-            Route::RoleName
+            Route::Listing("meta-data/iam/security-credentials")
         );
         assert_eq!(
             route(&get, "/latest/meta-data/iam/security-credentials"),
-            Route::RoleName
+            Route::Listing("meta-data/iam/security-credentials")
         );
         assert_eq!(
             route(&get, "/latest/meta-data/iam/security-credentials/app-role"),
@@ -233,8 +295,90 @@ mod tests {
             "/latest/meta-data/iam/security-credentialsX",
             "/latest/dynamic/identity-credentials/ec2/security-credentials/other",
             "/latest/meta-data/instance-id/",
+            "/latest/meta-data/iam/info/",
+            "/latest//",
+            "/latest/meta-data//",
+            "/latest/user-data",
+            "/meta-data/",
         ] {
             assert_eq!(route(&Method::GET, path), Route::NotFound, "{path}");
+        }
+    }
+
+    #[test]
+    fn directories_route_with_and_without_the_trailing_slash() {
+        assert_eq!(route(&Method::GET, "/latest"), Route::Listing(""));
+        for directory in DIRECTORIES {
+            for path in [
+                format!("/latest/{directory}"),
+                format!("/latest/{directory}/"),
+            ] {
+                let path = path.replace("//", "/");
+                assert_eq!(
+                    route(&Method::GET, &path),
+                    Route::Listing(directory),
+                    "{path}"
+                );
+                assert_eq!(route(&Method::HEAD, &path), Route::Listing(directory));
+                assert_eq!(route(&Method::PUT, &path), Route::MethodNotAllowed);
+            }
+        }
+    }
+
+    #[test]
+    fn listings_name_files_and_subdirectories_once() {
+        let files = served_files(true, Some("app-role"));
+        let list = |directory| listing(&files, directory);
+        assert_eq!(list("").unwrap(), ["dynamic/", "meta-data/"]);
+        assert_eq!(list("meta-data").unwrap(), ["iam/", "instance-id"]);
+        assert_eq!(
+            list("meta-data/iam").unwrap(),
+            ["info", "security-credentials/"]
+        );
+        assert_eq!(
+            list("meta-data/iam/security-credentials").unwrap(),
+            ["app-role"]
+        );
+        assert_eq!(
+            list("dynamic/identity-credentials/ec2/security-credentials").unwrap(),
+            [IDENTITY_CREDENTIALS_NAME]
+        );
+        // Not a directory: a file's name is no prefix of another's.
+        assert_eq!(list("meta-data/instance"), None);
+    }
+
+    #[test]
+    fn listings_leave_out_what_the_instance_does_not_have() {
+        let no_profile = served_files(false, None);
+        assert_eq!(listing(&no_profile, "").unwrap(), ["meta-data/"]);
+        assert_eq!(listing(&no_profile, "meta-data").unwrap(), ["instance-id"]);
+        for empty in [
+            "meta-data/iam",
+            "meta-data/iam/security-credentials",
+            "dynamic",
+        ] {
+            assert_eq!(listing(&no_profile, empty), None, "{empty}");
+        }
+        let no_role = served_files(true, None);
+        assert_eq!(listing(&no_role, "meta-data/iam").unwrap(), ["info"]);
+        assert_eq!(
+            listing(&no_role, "meta-data/iam/security-credentials"),
+            None
+        );
+    }
+
+    #[test]
+    fn every_listed_file_routes_to_what_serves_it() {
+        let files = served_files(true, Some("app-role"));
+        for file in &files {
+            let route = route(&Method::GET, &format!("/latest/{file}"));
+            assert!(
+                !matches!(route, Route::NotFound | Route::Listing(_)),
+                "{file}: {route:?}"
+            );
+        }
+        for directory in DIRECTORIES {
+            assert!(listing(&files, directory).is_some(), "{directory:?}");
         }
     }
 

@@ -1,4 +1,6 @@
-//! IMDSv2 session tokens: random, remembered until their TTL passes.
+//! IMDSv2 session tokens: random, remembered until their TTL passes. Expired tokens are
+//! forgotten whenever the store is used (issue or lookup), so it holds only live tokens plus
+//! those that expired since the last request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,9 +24,12 @@ impl TokenStore {
         Ok(token)
     }
 
+    /// Whether `token` was issued here and has not expired at `now`; forgets the tokens that
+    /// have expired (a client may read for hours without asking for a new token).
     pub fn is_valid(&self, token: &str, now: Instant) -> bool {
-        let expiries = self.expiries.lock().expect("token store lock");
-        expiries.get(token).is_some_and(|expiry| *expiry > now)
+        let mut expiries = self.expiries.lock().expect("token store lock");
+        expiries.retain(|_, expiry| *expiry > now);
+        expiries.contains_key(token)
     }
 }
 
@@ -52,6 +57,19 @@ mod tests {
             .issue(Duration::from_secs(60), start + Duration::from_secs(2))
             .unwrap();
         assert_ne!(first, second);
+        assert_eq!(store.expiries.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn expired_tokens_are_forgotten_when_a_token_is_checked() {
+        let store = TokenStore::default();
+        let start = Instant::now();
+        let kept = store.issue(Duration::from_secs(600), start).unwrap();
+        for _ in 0..3 {
+            store.issue(Duration::from_secs(1), start).unwrap();
+        }
+        assert_eq!(store.expiries.lock().unwrap().len(), 4);
+        assert!(store.is_valid(&kept, start + Duration::from_secs(5)));
         assert_eq!(store.expiries.lock().unwrap().len(), 1);
     }
 }
