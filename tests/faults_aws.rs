@@ -542,7 +542,8 @@ async fn deletions_wait_for_aws_to_recover_and_orphan_nothing() {
         Fault::InternalError,
     )]));
     env.delete_all().await;
-    // Every object is held by its finalizer and says why.
+    // Every object is held by its finalizer and says why: the binding, which nothing refers to,
+    // by AWS's failure; the others by in-use protection, naming what still refers to them.
     let held = common::wait_for(
         "every object held by its finalizer with a Deleting condition",
         Duration::from_secs(60),
@@ -553,13 +554,25 @@ async fn deletions_wait_for_aws_to_recover_and_orphan_nothing() {
         },
     )
     .await;
+    let holder_of = |object: &str| match object {
+        "IamPolicy/web" => Some("IamRole web"),
+        "IamRole/web" => Some("InstanceProfile web"),
+        "InstanceProfile/web" => Some("Ec2InstanceBinding web"),
+        _ => None,
+    };
     for (object, (status, _, message)) in &held {
         assert_eq!(status, "False", "{object}");
-        assert!(
-            message.starts_with("cannot delete yet")
-                && (message.contains("ServiceFailure") || message.contains("InternalError")),
-            "{object}: {message}"
-        );
+        match holder_of(object) {
+            Some(holder) => assert!(
+                message.starts_with("waiting for") && message.contains(holder),
+                "{object}: {message}"
+            ),
+            None => assert!(
+                message.starts_with("cannot delete yet")
+                    && (message.contains("ServiceFailure") || message.contains("InternalError")),
+                "{object}: {message}"
+            ),
+        }
     }
     let role = env.roles.get("web").await.unwrap();
     assert!(role.metadata.deletion_timestamp.is_some());

@@ -369,6 +369,30 @@ spec: { instanceProfileRef: { name: batch }, instanceSelector: { matchTags: { ap
         "{denied}"
     );
 
+    // Untagged, the batch instance no longer matches the binding's selector: it must lose the
+    // profile, not keep the role forever.
+    admin_json(
+        &env,
+        &[
+            "ec2",
+            "delete-tags",
+            "--resources",
+            &batch,
+            "--tags",
+            "Key=app",
+        ],
+    );
+    let untagged = poll("the untagged instance to lose its credentials", || {
+        s3_ls(&env, &batch_url)
+            .err()
+            .filter(|stderr| stderr.contains("Unable to locate credentials"))
+    })
+    .await;
+    assert!(
+        untagged.contains("Unable to locate credentials"),
+        "{untagged}"
+    );
+
     kubectl(
         &namespace,
         &[

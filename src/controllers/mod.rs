@@ -372,19 +372,21 @@ async fn announce<K: Managed>(ctx: &Context, object: &K, readiness: &Readiness) 
             .find(|condition| condition.type_ == crate::conditions::READY)
             .cloned()
     });
+    let warning = matches!(
+        readiness.reason,
+        reason::CONFLICT | reason::AWS_ERROR | reason::INVALID_SPEC
+    );
+    // A wait that only changes its words ("does not exist" to "not Ready yet") is the same
+    // wait; a failure with new words is news.
     let unchanged = previous.is_some_and(|condition| {
         condition.status == if readiness.ready { "True" } else { "False" }
             && condition.reason == readiness.reason
-            && condition.message == readiness.message
+            && (condition.message == readiness.message || !warning)
             && condition.observed_generation == object.meta().generation
     });
     if unchanged {
         return;
     }
-    let warning = matches!(
-        readiness.reason,
-        reason::CONFLICT | reason::AWS_ERROR | reason::INVALID_SPEC
-    );
     let action = if object.meta().deletion_timestamp.is_some() {
         "Delete"
     } else {

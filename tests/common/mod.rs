@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod chart;
+pub mod ec2;
 pub mod leaks;
 pub mod operator;
 pub mod pairs;

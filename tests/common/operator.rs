@@ -109,6 +109,18 @@ impl Operator {
         self.ctx.calls.total(CallKind::Read)
     }
 
+    /// `rolecall_reconciles_total{kind, result}` as `/metrics` would show it.
+    pub fn reconciles(&self, kind: &str, result: &str) -> u64 {
+        let series = format!("rolecall_reconciles_total{{kind=\"{kind}\",result=\"{result}\"}} ");
+        self.ctx
+            .telemetry
+            .metrics
+            .render(None)
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .map_or(0, |count| count.trim().parse().expect("a count"))
+    }
+
     /// Stops the controllers, letting in-flight reconciles finish.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
