@@ -11,6 +11,7 @@ fn moto_args() -> AwsArgs {
     AwsArgs {
         region: Some("us-east-1".into()),
         aws_endpoint_url: Some(common::aws_endpoint()),
+        ..AwsArgs::default()
     }
 }
 

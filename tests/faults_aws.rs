@@ -672,3 +672,45 @@ async fn new_objects_go_ahead_of_drift_checks_when_aws_is_saturated() {
     assert_no_leaks(&env.client, &env.aws, &env.namespace).await;
     operator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_aws_call_times_out_and_is_reported_instead_of_holding_the_reconcile() {
+    let env = env("faults-hung").await;
+    // Every IAM read hangs for ten minutes: far past the timeouts below.
+    env.proxy.set_rules(Rules::new(vec![Rule::new(
+        &["Get*"],
+        Fault::Latency { ms: 600_000 },
+    )]));
+    let operator = Operator::start(
+        &env.client,
+        &env.namespace,
+        Options {
+            endpoint: Some(env.proxy.endpoint()),
+            aws_timeouts: Some((Duration::from_secs(1), Duration::from_secs(3))),
+            ..Options::default()
+        },
+    )
+    .await;
+    env.create_pair("web").await;
+    let policy = common::wait_for(
+        "the hung call reported",
+        Duration::from_secs(60),
+        || async {
+            let policy = env.policies.get("web").await.ok()?;
+            policy
+                .ready()
+                .filter(|(_, reason, _)| reason == "Reconciling")
+                .map(|_| policy)
+        },
+    )
+    .await;
+    let message = policy.ready().unwrap().2;
+    assert!(
+        message.contains("GetPolicy") && message.contains("timeout"),
+        "{message}"
+    );
+
+    env.proxy.clear();
+    env.wait_all_ready(2, Duration::from_secs(90)).await;
+    operator.stop().await;
+}

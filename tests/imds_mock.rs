@@ -41,6 +41,7 @@ async fn moto_config() -> aws_config::SdkConfig {
     AwsArgs {
         region: Some("us-east-1".into()),
         aws_endpoint_url: Some(moto_endpoint()),
+        ..AwsArgs::default()
     }
     .load()
     .await

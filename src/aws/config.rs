@@ -6,13 +6,8 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
-/// The longest one attempt of an AWS call may take, and one call with its retries: a hung
-/// call must not hold a reconcile (and its concurrency permit) forever.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// AWS settings shared by every subcommand that talks to AWS.
-#[derive(clap::Args, Clone, Debug, Default)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct AwsArgs {
     /// AWS region for EC2 and STS calls (IAM is global).
     #[arg(long, env = "AWS_REGION")]
@@ -22,6 +17,29 @@ pub struct AwsArgs {
     /// (for example http://127.0.0.1:5000).
     #[arg(long, env = "ROLECALL_AWS_ENDPOINT_URL")]
     pub aws_endpoint_url: Option<String>,
+
+    /// The longest one attempt of an AWS call may take (`20s`, `1m`): a hung call must not
+    /// hold a reconcile, and its turn at the concurrency limit, forever.
+    #[arg(long, env = "ROLECALL_AWS_ATTEMPT_TIMEOUT", default_value = "20s",
+        value_parser = crate::cli::parse_duration)]
+    pub aws_attempt_timeout: Duration,
+
+    /// The longest one AWS call may take with its retries.
+    #[arg(long, env = "ROLECALL_AWS_CALL_TIMEOUT", default_value = "60s",
+        value_parser = crate::cli::parse_duration)]
+    pub aws_call_timeout: Duration,
+}
+
+impl Default for AwsArgs {
+    /// The flags' defaults, for callers that build the arguments in code.
+    fn default() -> Self {
+        Self {
+            region: None,
+            aws_endpoint_url: None,
+            aws_attempt_timeout: Duration::from_secs(20),
+            aws_call_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl AwsArgs {
@@ -30,8 +48,8 @@ impl AwsArgs {
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
+                .operation_attempt_timeout(self.aws_attempt_timeout)
+                .operation_timeout(self.aws_call_timeout)
                 .build(),
         );
         if let Some(region) = &self.region {

@@ -24,6 +24,8 @@ pub struct Options {
     pub endpoint: Option<String>,
     /// More namespaces to watch, each as its own scope (as `--watch-namespaces a,b` does).
     pub also_watch: Vec<String>,
+    /// `--aws-attempt-timeout` and `--aws-call-timeout`, when not the defaults.
+    pub aws_timeouts: Option<(Duration, Duration)>,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             dry_run: false,
             endpoint: None,
             also_watch: vec![],
+            aws_timeouts: None,
         }
     }
 }
@@ -41,6 +44,7 @@ pub fn aws_args(endpoint: Option<String>) -> AwsArgs {
     AwsArgs {
         region: Some("us-east-1".into()),
         aws_endpoint_url: Some(endpoint.unwrap_or_else(super::aws_endpoint)),
+        ..AwsArgs::default()
     }
 }
 
@@ -64,7 +68,12 @@ impl Operator {
         options: Options,
     ) -> Self {
         rolecall::run::init_logging(rolecall::run::LogFormat::Text);
-        let aws = AwsClients::from_args(&aws_args(options.endpoint.clone())).await;
+        let mut args = aws_args(options.endpoint.clone());
+        if let Some((attempt, call)) = options.aws_timeouts {
+            args.aws_attempt_timeout = attempt;
+            args.aws_call_timeout = call;
+        }
+        let aws = AwsClients::from_args(&args).await;
         let settings = Settings {
             cluster_name: "test".into(),
             dry_run: options.dry_run,
