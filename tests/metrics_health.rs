@@ -114,4 +114,10 @@ async fn metrics_and_health_describe_a_converged_pair() {
         operator.output()
     );
     assert!(operator.output().contains("rolecall stopped"));
+    // The log went to a pipe: no terminal colour codes in it.
+    assert!(
+        !operator.output().contains('\u{1b}'),
+        "ANSI escapes in piped logs: {:.300}",
+        operator.output()
+    );
 }
