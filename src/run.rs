@@ -1,5 +1,6 @@
-//! `rolecall run`: the operator process. Builds the clients, starts one controller per kind,
-//! and stops them cleanly (in-flight reconciles finish) on SIGTERM or Ctrl-C.
+//! `rolecall run`: the operator process. Builds the clients and the controllers (see
+//! `controllers::wiring`), stands for the lease when asked, and stops cleanly (in-flight
+//! reconciles finish) on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
 use std::time::Duration;

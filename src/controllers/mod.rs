@@ -1,5 +1,6 @@
-//! The reconcile machinery every kind shares (finalizer, status, events, backoff, resync),
-//! and the wiring of one `Controller` per kind.
+//! The reconcile driver every kind shares: the finalizer, dry-run, in-use protection, the
+//! single status write, Events once per change of Ready, metrics, and one failure path with
+//! jittered backoff. The kinds live in their own modules; `wiring` builds the controllers.
 
 pub mod binding;
 pub mod gate;
