@@ -8,6 +8,8 @@ pub mod instance_profile;
 pub mod policy;
 pub mod references;
 pub mod role;
+#[cfg(test)]
+mod scripted;
 pub mod stores;
 pub mod tags;
 pub mod wiring;
