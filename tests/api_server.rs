@@ -325,6 +325,53 @@ async fn invalid_objects_are_refused_naming_the_field() {
     );
 }
 
+fn user_tags(count: usize) -> Value {
+    Value::Object(
+        (0..count)
+            .map(|index| (format!("key{index}"), json!("value")))
+            .collect(),
+    )
+}
+
+/// IAM allows 50 tags per entity and rolecall always adds `rolecall.dev/owner`: 49 are left.
+#[tokio::test]
+async fn tags_leave_room_for_the_owner_tag() {
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let namespace = common::fresh_namespace(&client, "tag-limit").await;
+    let kinds = [
+        ("IamPolicy", json!({ "document": s3_read_document() })),
+        (
+            "IamRole",
+            json!({ "trustedServices": ["ec2.amazonaws.com"] }),
+        ),
+        ("InstanceProfile", json!({ "roleName": "web" })),
+    ];
+    for (kind, spec) in kinds {
+        let api = api_for(&client, &namespace, kind);
+        let with_tags = |count| {
+            let mut spec = spec.clone();
+            spec["tags"] = user_tags(count);
+            object(kind, &format!("tags-{count}"), spec)
+        };
+        api.create(&PostParams::default(), &with_tags(49))
+            .await
+            .unwrap_or_else(|e| panic!("{kind} with 49 tags refused: {e}"));
+        match api.create(&PostParams::default(), &with_tags(50)).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{kind}: {}", status.message);
+                assert!(
+                    status.message.contains("spec.tags: Too many: 50"),
+                    "{kind}: refusal does not name spec.tags: {}",
+                    status.message
+                );
+            }
+            Ok(_) => panic!("{kind} with 50 tags was accepted"),
+            Err(other) => panic!("{kind} with 50 tags: unexpected error {other}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_long_metadata_name_needs_an_explicit_aws_name() {
     let client = common::kube_client().await;
