@@ -455,7 +455,7 @@ fn key_of(object: &Value) -> Key {
 }
 
 fn document(tag: &str) -> Value {
-    json!({ "Statement": [{
+    json!({ "Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Action": "s3:GetObject",
         "Resource": format!("arn:aws:s3:::bench-{tag}/*"),
     }] })

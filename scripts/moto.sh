@@ -88,11 +88,15 @@ up() {
     MOTO_ENABLE_RECORDING=true MOTO_RECORDER_FILEPATH=$STATE/recording.jsonl \
     MOTO_IAM_LOAD_MANAGED_POLICIES=true \
     setsid nohup "$VENV/bin/python" "$ROOT/tools/moto/server.py" -H 127.0.0.1 -p "$port" >"$STATE/moto.log" 2>&1 </dev/null &
-  echo $! >"$PIDF"
+  pid=$!
+  echo "$pid" >"$PIDF"
+  log "waiting for moto_server (pid $pid) to answer on $url"
+  # Only the process's death means it failed: until the background child has exec'd the
+  # server (slow on a loaded machine) its cmdline is still bash's, so running_pid says no.
   local deadline=$((SECONDS + 30))
   until answers "$url"; do
-    running_pid >/dev/null || { tail -n 20 "$STATE/moto.log" >&2; die "moto_server exited"; }
-    ((SECONDS < deadline)) || { down; die "moto_server did not answer within 30s"; }
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$STATE/moto.log" >&2; die "moto_server exited"; }
+    ((SECONDS < deadline)) || { kill "$pid" 2>/dev/null || true; down; die "moto_server did not answer within 30s"; }
     sleep 0.2
   done
   write_env "$url" "$enforce" || { down; die "could not write $STATE/env"; }

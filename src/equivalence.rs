@@ -7,8 +7,10 @@ use serde_json::{Map, Value};
 
 use crate::api::document::{OneOrMany, PolicyDocument, Principal, Statement};
 
-/// The version IAM assumes when a document omits `Version`.
-pub const DEFAULT_VERSION: &str = "2012-10-17";
+/// The policy language IAM reads a document in when it omits `Version`: the legacy one, in
+/// which `${aws:username}` and other policy variables are literal text. A missing Version is
+/// therefore not `2012-10-17`, and rolecall never adds one.
+pub const IMPLIED_VERSION: &str = "2008-10-17";
 
 /// IAM's size limit for a managed policy document, whitespace excluded.
 pub const MANAGED_POLICY_MAX_CHARS: usize = 6144;
@@ -67,19 +69,19 @@ fn percent_decode(raw: &str) -> Result<Vec<u8>, DocumentError> {
     Ok(decoded)
 }
 
-/// The compact JSON to send to IAM, with the version made explicit.
+/// The compact JSON to send to IAM, `Version` as written: adding `2012-10-17` to a document
+/// without one would change its meaning (policy variables), and IAM would return the added
+/// Version, so the next comparison would see drift.
 pub fn to_iam_json(doc: &PolicyDocument) -> String {
-    let mut doc = doc.clone();
-    doc.version
-        .get_or_insert_with(|| DEFAULT_VERSION.to_string());
-    serde_json::to_string(&doc).expect("a policy document has string keys and always serializes")
+    serde_json::to_string(doc).expect("a policy document has string keys and always serializes")
 }
 
 /// A normal form in which two documents IAM treats as the same policy are equal.
 ///
 /// Statements are sorted; value lists become sorted, deduplicated lists; action names and
 /// condition key names are lowercased; account-root principals become bare account ids;
-/// condition values become strings. Anything not understood is kept as is.
+/// condition values become strings; a missing Version is `2008-10-17`. Anything not understood
+/// is kept as is.
 pub fn canonical(doc: &Value) -> Value {
     let Value::Object(fields) = doc else {
         return sorted(doc);
@@ -95,7 +97,7 @@ pub fn canonical(doc: &Value) -> Value {
         })
         .collect();
     out.entry("Version".to_string())
-        .or_insert_with(|| Value::String(DEFAULT_VERSION.to_string()));
+        .or_insert_with(|| Value::String(IMPLIED_VERSION.to_string()));
     object(out)
 }
 
@@ -751,11 +753,38 @@ mod tests {
     }
 
     #[test]
-    fn absent_version_equals_2012_10_17() {
-        let with = statement(json!({ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }));
-        let mut without = with.clone();
+    fn absent_version_is_the_2008_language_not_2012() {
+        let current = statement(json!({ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }));
+        let mut without = current.clone();
         without.as_object_mut().unwrap().remove("Version");
-        assert!(equivalent(&with, &without));
+        let mut legacy = current.clone();
+        legacy["Version"] = json!("2008-10-17");
+        assert!(!equivalent(&current, &without));
+        assert!(equivalent(&legacy, &without));
+    }
+
+    #[test]
+    fn observed_document_without_version_is_drift_from_a_2012_document() {
+        let desired = doc(statement(
+            json!({ "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*" }),
+        ));
+        let observed =
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+        assert!(!document_matches(&desired, observed));
+        assert!(!document_matches(&desired, &percent_encode(observed)));
+    }
+
+    #[test]
+    fn desired_and_observed_documents_without_version_match() {
+        let desired = doc(
+            json!({ "Statement": [{ "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*" }] }),
+        );
+        let sent = to_iam_json(&desired);
+        assert!(!sent.contains("Version"), "{sent}");
+        assert!(document_matches(&desired, &sent));
+        assert!(document_matches(&desired, &percent_encode(&sent)));
+        let legacy = r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+        assert!(document_matches(&desired, legacy));
     }
 
     #[test]
@@ -771,7 +800,7 @@ mod tests {
         let fields = json!({ "Effect": "Allow", "Action": "s3:*", "Resource": "*" });
         assert!(equivalent(
             &statement(fields.clone()),
-            &json!({ "Statement": fields })
+            &json!({ "Version": "2012-10-17", "Statement": fields })
         ));
     }
 
@@ -1058,12 +1087,19 @@ mod tests {
     }
 
     #[test]
-    fn to_iam_json_is_compact_and_defaults_the_version() {
-        let document =
-            doc(json!({ "Statement": [{ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }] }));
+    fn to_iam_json_is_compact_and_keeps_the_version_as_written() {
+        let document = doc(
+            json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }] }),
+        );
         assert_eq!(
             to_iam_json(&document),
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#
+        );
+        let without =
+            doc(json!({ "Statement": [{ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }] }));
+        assert_eq!(
+            to_iam_json(&without),
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#
         );
         let old = doc(
             json!({ "Version": "2008-10-17", "Statement": [{ "Effect": "Deny", "Action": "*", "Resource": "*" }] }),
@@ -1074,6 +1110,7 @@ mod tests {
     #[test]
     fn document_matches_what_iam_returns_url_encoded() {
         let desired = doc(json!({
+            "Version": "2012-10-17",
             "Statement": [{ "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::bucket/*" }]
         }));
         assert!(document_matches(&desired, ENCODED));
@@ -1087,6 +1124,7 @@ mod tests {
     #[test]
     fn document_matches_a_trust_policy_iam_rewrote() {
         let desired = doc(json!({
+            "Version": "2012-10-17",
             "Statement": [{ "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": { "AWS": "123456789012" } }]
         }));
         let observed = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
@@ -1379,7 +1417,8 @@ mod tests {
 
     #[derive(Clone, Debug)]
     struct Model {
-        explicit_version: bool,
+        /// `2012-10-17`; otherwise the legacy language, spelled `2008-10-17` or with no Version.
+        current_version: bool,
         statements: Vec<ModelStatement>,
     }
 
@@ -1439,8 +1478,8 @@ mod tests {
             any::<bool>(),
             prop::collection::vec(model_statement(), 1..=3),
         )
-            .prop_map(|(explicit_version, statements)| Model {
-                explicit_version,
+            .prop_map(|(current_version, statements)| Model {
+                current_version,
                 statements,
             })
     }
@@ -1506,8 +1545,10 @@ mod tests {
             statements.swap(i, spelling.below(i + 1));
         }
         let mut document = Map::new();
-        if model.explicit_version || spelling.coin() {
-            document.insert("Version".into(), json!(DEFAULT_VERSION));
+        if model.current_version {
+            document.insert("Version".into(), json!("2012-10-17"));
+        } else if spelling.coin() {
+            document.insert("Version".into(), json!(IMPLIED_VERSION));
         }
         let statement = if statements.len() == 1 && spelling.coin() {
             statements.remove(0)
@@ -1592,6 +1633,7 @@ mod tests {
 
     #[derive(Clone, Copy, Debug)]
     enum Mutation {
+        Version,
         Action,
         Resource,
         Effect,
@@ -1600,6 +1642,10 @@ mod tests {
 
     fn mutate(model: &Model, mutation: Mutation, pick: usize) -> Model {
         let mut model = model.clone();
+        if let Mutation::Version = mutation {
+            model.current_version = !model.current_version;
+            return model;
+        }
         let count = model.statements.len();
         let with_conditions: Vec<usize> = (0..count)
             .filter(|&i| !model.statements[i].conditions.is_empty())
@@ -1615,6 +1661,7 @@ mod tests {
             _ => &mut model.statements[pick % count],
         };
         match mutation {
+            Mutation::Version => unreachable!("handled above"),
             Mutation::Action => {
                 let index = pick % statement.actions.len();
                 statement.actions[index] = "s3:MutatedAction".to_string();
@@ -1636,6 +1683,7 @@ mod tests {
 
     fn mutation() -> impl Strategy<Value = Mutation> {
         prop_oneof![
+            Just(Mutation::Version),
             Just(Mutation::Action),
             Just(Mutation::Resource),
             Just(Mutation::Effect),

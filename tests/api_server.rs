@@ -325,6 +325,53 @@ async fn invalid_objects_are_refused_naming_the_field() {
     );
 }
 
+fn user_tags(count: usize) -> Value {
+    Value::Object(
+        (0..count)
+            .map(|index| (format!("key{index}"), json!("value")))
+            .collect(),
+    )
+}
+
+/// IAM allows 50 tags per entity and rolecall always adds `rolecall.dev/owner`: 49 are left.
+#[tokio::test]
+async fn tags_leave_room_for_the_owner_tag() {
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let namespace = common::fresh_namespace(&client, "tag-limit").await;
+    let kinds = [
+        ("IamPolicy", json!({ "document": s3_read_document() })),
+        (
+            "IamRole",
+            json!({ "trustedServices": ["ec2.amazonaws.com"] }),
+        ),
+        ("InstanceProfile", json!({ "roleName": "web" })),
+    ];
+    for (kind, spec) in kinds {
+        let api = api_for(&client, &namespace, kind);
+        let with_tags = |count| {
+            let mut spec = spec.clone();
+            spec["tags"] = user_tags(count);
+            object(kind, &format!("tags-{count}"), spec)
+        };
+        api.create(&PostParams::default(), &with_tags(49))
+            .await
+            .unwrap_or_else(|e| panic!("{kind} with 49 tags refused: {e}"));
+        match api.create(&PostParams::default(), &with_tags(50)).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{kind}: {}", status.message);
+                assert!(
+                    status.message.contains("spec.tags: Too many: 50"),
+                    "{kind}: refusal does not name spec.tags: {}",
+                    status.message
+                );
+            }
+            Ok(_) => panic!("{kind} with 50 tags was accepted"),
+            Err(other) => panic!("{kind} with 50 tags: unexpected error {other}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_long_metadata_name_needs_an_explicit_aws_name() {
     let client = common::kube_client().await;
@@ -412,40 +459,43 @@ async fn aws_names_and_paths_are_immutable() {
     }
 }
 
+/// Every field of every CRD (from the checked-in schema, see `common::schema`): one
+/// `kubectl explain <kind>.<path>` per object lists each of its fields with the description.
 #[tokio::test]
 async fn kubectl_explain_shows_field_docs_of_every_kind() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let cases = [
-        ("iamrole.spec.trustedServices", "ec2.amazonaws.com"),
-        (
-            "iampolicy.spec.description",
-            "only when the policy is created",
-        ),
-        (
-            "instanceprofile.spec.roleRef",
-            "waits until the role is Ready",
-        ),
-        (
-            "ec2instancebinding.spec.instanceSelector.matchTags",
-            "wildcards",
-        ),
-        ("iamrole.status.conditions", "Ready"),
-    ];
-    for (path, expected) in cases {
-        let output = common::wait_for(&format!("kubectl explain {path}"), std::time::Duration::from_secs(30), || async move {
-            // The OpenAPI document lags CRD establishment by a moment; retry until it has the kind.
-            let output = std::process::Command::new("kubectl")
-                .args(["explain", path])
-                .output()
-                .unwrap_or_else(|e| panic!("kubectl not found on PATH ({e}); run `eval \"$(scripts/cluster.sh env)\"`"));
-            output.status.success().then(|| String::from_utf8(output.stdout).unwrap())
+    let nodes = common::schema::object_nodes();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for node in &nodes {
+        let path = node.explain_path();
+        let output = common::wait_for(&format!("kubectl explain {path}"), std::time::Duration::from_secs(30), || {
+            let path = path.clone();
+            async move {
+                // The OpenAPI document lags CRD establishment by a moment; retry until it has the kind.
+                let output = std::process::Command::new("kubectl")
+                    .args(["explain", &path])
+                    .output()
+                    .unwrap_or_else(|e| panic!("kubectl not found on PATH ({e}); run `eval \"$(scripts/cluster.sh env)\"`"));
+                output.status.success().then(|| String::from_utf8(output.stdout).unwrap())
+            }
         })
         .await;
-        let flattened = output.split_whitespace().collect::<Vec<_>>().join(" ");
-        assert!(
-            flattened.contains(expected),
-            "kubectl explain {path} lacks {expected:?}:\n{output}"
-        );
+        let flattened = common::schema::flatten(&output);
+        for (name, description) in &node.fields {
+            checked += 1;
+            let shown = flattened.contains(&format!(" {name} <"))
+                && flattened.contains(&common::schema::flatten(description));
+            if description.trim().is_empty() || !shown {
+                missing.push(format!("{path}.{name}"));
+            }
+        }
     }
+    assert!(checked > 100, "only {checked} fields checked");
+    assert!(
+        missing.is_empty(),
+        "kubectl explain lacks the description of:\n{}",
+        missing.join("\n")
+    );
 }

@@ -572,10 +572,10 @@ fn cases() -> Vec<Case> {
         ),
         // Tags.
         case(
-            "51 tags",
+            "50 tags: with rolecall's owner tag, one more than IAM's 50",
             "IamRole",
-            json!({ "trustedServices": ec2_trust(), "tags": many_tags(51) }),
-            Refused(422, "spec.tags: Too many: 51"),
+            json!({ "trustedServices": ec2_trust(), "tags": many_tags(50) }),
+            Refused(422, "spec.tags: Too many: 50"),
         ),
         case(
             "tag value of 257 characters",

@@ -123,6 +123,22 @@ fn env(deployment: &Value) -> std::collections::BTreeMap<String, String> {
 
 /// Asks the API server (SubjectAccessReview via `kubectl auth can-i --as`) whether the chart's
 /// service account may do `args`; polls for "yes" since bindings take a moment to apply.
+/// Asserts that `user` may do each of `allowed` and none of `denied`. `kubectl auth can-i --as`
+/// answers "no" for an identity that is misspelled or holds nothing, so a denial proves something
+/// only beside a grant to the same identity: the grants are checked first, and required.
+fn can_but_not(user: &str, allowed: &[&[&str]], denied: &[&[&str]]) {
+    assert!(
+        !allowed.is_empty(),
+        "denials of {user} need a grant to {user} beside them"
+    );
+    for args in allowed {
+        can_i(user, args, true);
+    }
+    for args in denied {
+        can_i(user, args, false);
+    }
+}
+
 fn can_i(user: &str, args: &[&str], expected: bool) {
     let mut full = vec!["auth", "can-i"];
     full.extend_from_slice(args);
@@ -231,52 +247,31 @@ async fn default_values_apply_and_grant_the_cluster_wide_rules() {
     // What the API server now grants the chart's service account.
     let user = &applied.user;
     let ns = applied.namespace.as_str();
-    can_i(
-        user,
-        &["watch", "iamroles.iam.rolecall.dev", "--all-namespaces"],
-        true,
-    );
-    can_i(
+    can_but_not(
         user,
         &[
-            "patch",
-            "ec2instancebindings.iam.rolecall.dev/status",
-            "-n",
-            "default",
+            &["watch", "iamroles.iam.rolecall.dev", "--all-namespaces"],
+            &[
+                "patch",
+                "ec2instancebindings.iam.rolecall.dev/status",
+                "-n",
+                "default",
+            ],
+            &["create", "events.events.k8s.io", "-n", "default"],
+            &["patch", "leases.coordination.k8s.io", "-n", ns],
         ],
-        true,
-    );
-    can_i(
-        user,
-        &["create", "events.events.k8s.io", "-n", "default"],
-        true,
-    );
-    can_i(
-        user,
-        &["patch", "leases.coordination.k8s.io", "-n", ns],
-        true,
-    );
-    can_i(
-        user,
-        &["create", "leases.coordination.k8s.io", "-n", "default"],
-        false,
-    );
-    can_i(
-        user,
-        &["delete", "iamroles.iam.rolecall.dev", "-n", "default"],
-        false,
-    );
-    can_i(
-        user,
         &[
-            "update",
-            "iamroles.iam.rolecall.dev/status",
-            "-n",
-            "default",
+            &["create", "leases.coordination.k8s.io", "-n", "default"],
+            &["delete", "iamroles.iam.rolecall.dev", "-n", "default"],
+            &[
+                "update",
+                "iamroles.iam.rolecall.dev/status",
+                "-n",
+                "default",
+            ],
+            &["list", "secrets", "-n", ns],
         ],
-        false,
     );
-    can_i(user, &["list", "secrets", "-n", ns], false);
     let stored = run_ok(
         "kubectl",
         &[
@@ -337,45 +332,32 @@ async fn watched_namespaces_get_roles_and_three_replicas_elect_a_leader() {
     assert_eq!(env["ROLECALL_LEADER_ELECTION"], "true");
 
     let user = &applied.user;
-    can_i(
-        user,
-        &["list", "iampolicies.iam.rolecall.dev", "-n", &team_a],
-        true,
-    );
-    can_i(
+    can_but_not(
         user,
         &[
-            "patch",
-            "iampolicies.iam.rolecall.dev/status",
-            "-n",
-            &team_b,
+            &["list", "iampolicies.iam.rolecall.dev", "-n", &team_a],
+            &[
+                "patch",
+                "iampolicies.iam.rolecall.dev/status",
+                "-n",
+                &team_b,
+            ],
+            &[
+                "create",
+                "leases.coordination.k8s.io",
+                "-n",
+                &applied.namespace,
+            ],
         ],
-        true,
-    );
-    can_i(
-        user,
         &[
-            "create",
-            "leases.coordination.k8s.io",
-            "-n",
-            &applied.namespace,
+            &["list", "iampolicies.iam.rolecall.dev", "--all-namespaces"],
+            &[
+                "list",
+                "iampolicies.iam.rolecall.dev",
+                "-n",
+                &applied.namespace,
+            ],
         ],
-        true,
-    );
-    can_i(
-        user,
-        &["list", "iampolicies.iam.rolecall.dev", "--all-namespaces"],
-        false,
-    );
-    can_i(
-        user,
-        &[
-            "list",
-            "iampolicies.iam.rolecall.dev",
-            "-n",
-            &applied.namespace,
-        ],
-        false,
     );
 }
 
@@ -453,15 +435,10 @@ async fn irsa_json_logs_and_a_service_monitor_apply() {
         None,
     );
     assert_eq!(port, "http");
-    can_i(
+    can_but_not(
         &applied.user,
-        &["watch", "iamroles.iam.rolecall.dev", "--all-namespaces"],
-        true,
-    );
-    can_i(
-        &applied.user,
-        &["create", "leases.coordination.k8s.io", "-n", ns],
-        false,
+        &[&["watch", "iamroles.iam.rolecall.dev", "--all-namespaces"]],
+        &[&["create", "leases.coordination.k8s.io", "-n", ns]],
     );
 }
 

@@ -3,6 +3,32 @@
 
 use std::path::Path;
 
+#[path = "common/schema.rs"]
+mod schema;
+
+#[test]
+fn every_schema_field_has_a_description() {
+    let mut missing = Vec::new();
+    let mut count = 0;
+    for node in schema::object_nodes() {
+        for (name, description) in &node.fields {
+            count += 1;
+            if description.trim().is_empty() {
+                missing.push(format!("{}.{name}", node.explain_path()));
+            }
+        }
+    }
+    assert!(
+        count > 100,
+        "only {count} fields found: is the walk broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "schema fields without a description (add a doc comment):\n{}",
+        missing.join("\n")
+    );
+}
+
 #[test]
 fn checked_in_crds_match_the_rust_types() {
     assert_directory_matches("crds");

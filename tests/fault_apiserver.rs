@@ -107,7 +107,7 @@ async fn watches_recover_after_the_apiserver_restarts() {
         "metadata": { "name": "p0" },
         "spec": {
             "name": pairs::policy_name(&namespace, 0),
-            "document": { "Statement": [{
+            "document": { "Version": "2012-10-17", "Statement": [{
                 "Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"],
                 "Resource": "*",
             }] },

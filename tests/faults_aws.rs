@@ -108,7 +108,7 @@ impl Env {
             name,
             json!({
                 "name": self.aws_name(name),
-                "document": { "Statement": [{ "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*" }] },
+                "document": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*" }] },
             }),
         );
         self.policies

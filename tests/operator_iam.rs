@@ -24,7 +24,7 @@ fn policy(name: &str, aws_name: &str, actions: &[&str]) -> IamPolicy {
         "spec": {
             "name": aws_name,
             "description": "test policy",
-            "document": { "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": "*" }] },
+            "document": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": "*" }] },
             "tags": { "team": "web" },
         },
     }))
@@ -120,7 +120,7 @@ async fn policy_and_role_converge_and_a_resync_makes_no_write() {
             "description": "web fleet",
             "trustedServices": ["ec2.amazonaws.com"],
             "policyRefs": [{ "name": "s3" }],
-            "inlinePolicies": { "logs": { "Statement": [{ "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*" }] } },
+            "inlinePolicies": { "logs": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*" }] } },
             "tags": { "team": "web" },
         })))
         .await
@@ -229,12 +229,12 @@ async fn every_role_field_update_reaches_iam() {
     let managed = "arn:aws:iam::aws:policy/ReadOnlyAccess";
     let patch = json!({ "spec": {
         "trustedServices": null,
-        "assumeRolePolicy": { "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }] },
+        "assumeRolePolicy": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }] },
         "description": "changed",
         "maxSessionDuration": 7200,
         "permissionsBoundary": boundary,
         "managedPolicyArns": [managed],
-        "inlinePolicies": { "extra": { "Statement": [{ "Effect": "Deny", "Action": "iam:*", "Resource": "*" }] } },
+        "inlinePolicies": { "extra": { "Version": "2012-10-17", "Statement": [{ "Effect": "Deny", "Action": "iam:*", "Resource": "*" }] } },
         "tags": { "env": "prod" },
     }});
     env.roles
@@ -328,7 +328,7 @@ async fn a_document_change_publishes_a_new_default_version_and_prunes_at_five() 
     ] {
         let ready = wait_reason(&env.policies, "p", "Available").await;
         arn = ready.status.unwrap().arn.unwrap();
-        let patch = json!({ "spec": { "document": { "Statement": [{ "Effect": "Allow", "Action": action, "Resource": "*" }] } } });
+        let patch = json!({ "spec": { "document": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": action, "Resource": "*" }] } } });
         env.policies
             .patch("p", &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -527,7 +527,7 @@ async fn delete_removes_aws_objects_and_retain_leaves_them() {
         .unwrap();
     env.roles.create(&PostParams::default(), &role("doomed", json!({
         "name": doomed, "trustedServices": ["ec2.amazonaws.com"], "policyRefs": [{ "name": "pol" }],
-        "inlinePolicies": { "x": { "Statement": [{ "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*" }] } },
+        "inlinePolicies": { "x": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*" }] } },
     }))).await.unwrap();
     env.roles.create(&PostParams::default(), &role("kept", json!({
         "name": kept, "trustedServices": ["ec2.amazonaws.com"], "deletionPolicy": "Retain",

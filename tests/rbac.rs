@@ -44,7 +44,7 @@ fn objects(namespace: &str) -> (IamPolicy, IamRole) {
         "metadata": { "name": "reader" },
         "spec": {
             "name": format!("{namespace}-reader"),
-            "document": { "Statement": [{ "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*" }] },
+            "document": { "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*" }] },
         },
     }))
     .expect("valid IamPolicy");

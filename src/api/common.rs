@@ -25,6 +25,9 @@ pub const OBJECT_NAME_PATTERN: &str =
 /// `_.:/=+-@`. Zero-width, bidirectional-control and other invisible characters are refused.
 pub const IAM_TAG_PATTERN: &str = r"^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$";
 
+/// Tags a spec may hold: IAM's 50 per object, less rolecall's own `rolecall.dev/owner` tag.
+pub const MAX_USER_TAGS: usize = 49;
+
 /// What happens to the AWS object when the Kubernetes object is deleted.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DeletionPolicy {
@@ -59,14 +62,14 @@ pub struct CommonStatus {
     pub conditions: Vec<Condition>,
 }
 
-/// Tags are limited to 50 per IAM object; keys 1..128 and values 0..256 characters of IAM's
-/// tag character set. The `rolecall.dev/` prefix is reserved for the ownership tag, `aws:` for
+/// IAM allows 50 tags per object and rolecall always adds its `rolecall.dev/owner` tag, so a
+/// spec may hold 49; keys 1..128 and values 0..256 characters of IAM's tag character set. The `rolecall.dev/` prefix is reserved for the ownership tag, `aws:` for
 /// AWS. IAM compares keys ignoring case, so the reserved prefixes and duplicates are checked
 /// ignoring case too (`Team` and `team` would be refused by IAM on the first write).
 pub fn tags_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
         "type": "object",
-        "maxProperties": 50,
+        "maxProperties": MAX_USER_TAGS,
         "additionalProperties": { "type": "string", "maxLength": 256, "pattern": IAM_TAG_PATTERN },
         "x-kubernetes-validations": [
             {

@@ -73,8 +73,8 @@ pub struct InstanceProfileSpec {
     #[schemars(length(min = 1, max = 64), pattern(IAM_NAME_PATTERN))]
     pub role_name: Option<String>,
 
-    /// Tags on the instance profile (at most 50). rolecall adds its own `rolecall.dev/owner`
-    /// tag.
+    /// Tags on the instance profile: at most 49, because IAM allows 50 and rolecall adds its own
+    /// `rolecall.dev/owner` tag.
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: Tags,

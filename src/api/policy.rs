@@ -69,7 +69,8 @@ pub struct IamPolicySpec {
     /// The permissions the policy grants or denies.
     pub document: PolicyDocument,
 
-    /// Tags on the policy (at most 50). rolecall adds its own `rolecall.dev/owner` tag.
+    /// Tags on the policy: at most 49, because IAM allows 50 and rolecall adds its own
+    /// `rolecall.dev/owner` tag.
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: Tags,

@@ -131,7 +131,8 @@ pub struct IamRoleSpec {
     }]))]
     pub inline_policies: BTreeMap<String, PolicyDocument>,
 
-    /// Tags on the role (at most 50). rolecall adds its own `rolecall.dev/owner` tag.
+    /// Tags on the role: at most 49, because IAM allows 50 and rolecall adds its own
+    /// `rolecall.dev/owner` tag.
     #[serde(default, skip_serializing_if = "Tags::is_empty")]
     #[schemars(schema_with = "tags_schema")]
     pub tags: Tags,

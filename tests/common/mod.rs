@@ -12,6 +12,7 @@ pub mod pairs;
 pub mod process;
 pub mod rbac;
 pub mod ready;
+pub mod schema;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

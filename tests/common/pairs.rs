@@ -34,7 +34,7 @@ pub async fn apply(client: &Client, namespace: &str, range: std::ops::Range<usiz
             "metadata": { "name": format!("p{index}") },
             "spec": {
                 "name": policy_name(namespace, index),
-                "document": { "Statement": [{
+                "document": { "Version": "2012-10-17", "Statement": [{
                     "Effect": "Allow", "Action": "s3:GetObject",
                     "Resource": format!("arn:aws:s3:::bucket-{index}/*"),
                 }] },
