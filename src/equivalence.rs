@@ -8,9 +8,21 @@ use serde_json::{Map, Value};
 use crate::api::document::{OneOrMany, PolicyDocument, Principal, Statement};
 
 /// The policy language IAM reads a document in when it omits `Version`: the legacy one, in
-/// which `${aws:username}` and other policy variables are literal text. A missing Version is
-/// therefore not `2012-10-17`, and rolecall never adds one.
+/// which `${aws:username}` and other policy variables are literal text. An AWS copy without
+/// Version is therefore not a `2012-10-17` document.
 pub const IMPLIED_VERSION: &str = "2008-10-17";
+
+/// The language rolecall writes a spec without `Version` in (as the field documents), always
+/// explicitly, so IAM never falls back to [`IMPLIED_VERSION`].
+pub const DEFAULT_VERSION: &str = "2012-10-17";
+
+/// The spec's document with its Version made explicit.
+fn with_version(doc: &PolicyDocument) -> PolicyDocument {
+    let mut doc = doc.clone();
+    doc.version
+        .get_or_insert_with(|| DEFAULT_VERSION.to_string());
+    doc
+}
 
 /// IAM's size limit for a managed policy document, whitespace excluded.
 pub const MANAGED_POLICY_MAX_CHARS: usize = 6144;
@@ -69,11 +81,10 @@ fn percent_decode(raw: &str) -> Result<Vec<u8>, DocumentError> {
     Ok(decoded)
 }
 
-/// The compact JSON to send to IAM, `Version` as written: adding `2012-10-17` to a document
-/// without one would change its meaning (policy variables), and IAM would return the added
-/// Version, so the next comparison would see drift.
+/// The compact JSON to send to IAM, with the Version made explicit.
 pub fn to_iam_json(doc: &PolicyDocument) -> String {
-    serde_json::to_string(doc).expect("a policy document has string keys and always serializes")
+    serde_json::to_string(&with_version(doc))
+        .expect("a policy document has string keys and always serializes")
 }
 
 /// A normal form in which two documents IAM treats as the same policy are equal.
@@ -110,7 +121,7 @@ pub fn equivalent(a: &Value, b: &Value) -> bool {
 /// cannot be read does not match.
 pub fn document_matches(desired: &PolicyDocument, observed_raw: &str) -> bool {
     let (Ok(desired), Ok(observed)) = (
-        serde_json::to_value(desired),
+        serde_json::to_value(with_version(desired)),
         decode_iam_document(observed_raw),
     ) else {
         return false;
@@ -775,16 +786,19 @@ mod tests {
     }
 
     #[test]
-    fn desired_and_observed_documents_without_version_match() {
+    fn a_spec_without_version_is_written_as_2012_and_an_aws_copy_without_it_is_drift() {
         let desired = doc(
             json!({ "Statement": [{ "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*" }] }),
         );
         let sent = to_iam_json(&desired);
-        assert!(!sent.contains("Version"), "{sent}");
+        assert!(sent.starts_with(r#"{"Version":"2012-10-17","#), "{sent}");
         assert!(document_matches(&desired, &sent));
         assert!(document_matches(&desired, &percent_encode(&sent)));
+        let versionless =
+            r#"{"Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
+        assert!(!document_matches(&desired, versionless));
         let legacy = r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#;
-        assert!(document_matches(&desired, legacy));
+        assert!(!document_matches(&desired, legacy));
     }
 
     #[test]
@@ -1087,7 +1101,7 @@ mod tests {
     }
 
     #[test]
-    fn to_iam_json_is_compact_and_keeps_the_version_as_written() {
+    fn to_iam_json_is_compact_and_makes_the_version_explicit() {
         let document = doc(
             json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }] }),
         );
@@ -1097,10 +1111,7 @@ mod tests {
         );
         let without =
             doc(json!({ "Statement": [{ "Effect": "Allow", "Action": "s3:*", "Resource": "*" }] }));
-        assert_eq!(
-            to_iam_json(&without),
-            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#
-        );
+        assert_eq!(to_iam_json(&without), to_iam_json(&document));
         let old = doc(
             json!({ "Version": "2008-10-17", "Statement": [{ "Effect": "Deny", "Action": "*", "Resource": "*" }] }),
         );
@@ -1713,7 +1724,11 @@ mod tests {
             if rendered["Statement"].is_object() {
                 rendered["Statement"] = json!([rendered["Statement"].take()]);
             }
-            let document: PolicyDocument = serde_json::from_value(rendered).unwrap();
+            let mut document: PolicyDocument = serde_json::from_value(rendered).unwrap();
+            if !model.current_version {
+                // A spec without Version means 2012-10-17; the legacy language is spelt out.
+                document.version = Some(IMPLIED_VERSION.into());
+            }
             prop_assert!(document_matches(&document, &percent_encode(&to_iam_json(&document))));
             prop_assert!(document_matches(&document, &render(&model, seed ^ 1).to_string()));
         }

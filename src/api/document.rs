@@ -19,10 +19,9 @@ pub const MAX_STATEMENTS: u32 = 100;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct PolicyDocument {
-    /// Policy language version: `2012-10-17` (the current one; set it) or the legacy
-    /// `2008-10-17`, which lacks policy variables. Without it IAM reads the document as
-    /// `2008-10-17`, and rolecall sends it as written; IAM refuses managed policies in the
-    /// legacy language.
+    /// Policy language version: `2012-10-17` (the current one, and what rolecall writes when
+    /// this is left out) or the legacy `2008-10-17`, which lacks policy variables. A copy in
+    /// AWS without Version is read by IAM as `2008-10-17`, so rolecall repairs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("enum" = POLICY_VERSIONS))]
     pub version: Option<String>,

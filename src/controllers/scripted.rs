@@ -87,10 +87,7 @@ const EVENTS_PATH: &str = "/apis/events.k8s.io/v1/namespaces/team/events";
 
 /// Runs one reconcile while `script` answers the server side; fails if the driver makes a
 /// request the script did not expect.
-async fn run(
-    role: IamRole,
-    script: impl AsyncFnOnce(&mut Handle),
-) -> (Action, Arc<Context>) {
+async fn run(role: IamRole, script: impl AsyncFnOnce(&mut Handle)) -> (Action, Arc<Context>) {
     let (ctx, mut handle) = context();
     let reconciling = tokio::spawn(reconcile(Arc::new(role), ctx.clone()));
     script(&mut handle).await;
@@ -117,12 +114,24 @@ fn waiting_spec() -> Value {
 #[tokio::test]
 async fn a_new_object_gets_the_finalizer_first_and_nothing_else() {
     let (action, _) = run(role(waiting_spec(), false, None), async |server| {
-        let patch = expect(server, Method::PATCH, ROLE_PATH, serde_json::to_value(
-            role(waiting_spec(), true, None)).unwrap()).await;
-        assert!(patch.to_string().contains("iam.rolecall.dev/cleanup"), "{patch}");
+        let patch = expect(
+            server,
+            Method::PATCH,
+            ROLE_PATH,
+            serde_json::to_value(role(waiting_spec(), true, None)).unwrap(),
+        )
+        .await;
+        assert!(
+            patch.to_string().contains("iam.rolecall.dev/cleanup"),
+            "{patch}"
+        );
     })
     .await;
-    assert_eq!(action, Action::await_change(), "the finalizer's own event wakes it");
+    assert_eq!(
+        action,
+        Action::await_change(),
+        "the finalizer's own event wakes it"
+    );
 }
 
 #[tokio::test]
@@ -131,15 +140,23 @@ async fn a_wait_is_announced_written_once_and_retried_with_backoff() {
         let event = expect(server, Method::POST, EVENTS_PATH, json!({})).await;
         assert_eq!(event["reason"], "DependencyNotReady");
         assert_eq!(event["type"], "Normal");
-        let status = expect(server, Method::PATCH, &format!("{ROLE_PATH}/status"),
-            serde_json::to_value(role(waiting_spec(), true, None)).unwrap()).await;
+        let status = expect(
+            server,
+            Method::PATCH,
+            &format!("{ROLE_PATH}/status"),
+            serde_json::to_value(role(waiting_spec(), true, None)).unwrap(),
+        )
+        .await;
         let ready = &status["status"]["conditions"][0];
         assert_eq!(ready["reason"], "DependencyNotReady", "{status}");
         assert_eq!(ready["status"], "False");
     })
     .await;
     let text = format!("{action:?}");
-    assert!(text.contains("requeue_after: Some("), "a retry is scheduled: {text}");
+    assert!(
+        text.contains("requeue_after: Some("),
+        "a retry is scheduled: {text}"
+    );
     let metrics = ctx.telemetry.metrics.render(None);
     assert!(
         metrics.contains("rolecall_reconciles_total{kind=\"IamRole\",result=\"error\"} 1\n"),
@@ -168,15 +185,23 @@ async fn the_same_wait_again_writes_no_status_and_says_nothing() {
 async fn a_retained_object_being_deleted_loses_only_its_finalizer() {
     let spec = json!({ "trustedServices": ["ec2.amazonaws.com"], "deletionPolicy": "Retain" });
     let mut deleting = role(spec.clone(), true, None);
-    deleting.meta_mut().deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
+    deleting.meta_mut().deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
     let (action, _) = run(deleting, async |server| {
         let event = expect(server, Method::POST, EVENTS_PATH, json!({})).await;
         assert_eq!(event["reason"], "Retained");
-        let patch = expect(server, Method::PATCH, ROLE_PATH,
-            serde_json::to_value(role(spec, false, None)).unwrap()).await;
-        assert!(patch.to_string().contains("remove"), "the finalizer is removed: {patch}");
+        let patch = expect(
+            server,
+            Method::PATCH,
+            ROLE_PATH,
+            serde_json::to_value(role(spec, false, None)).unwrap(),
+        )
+        .await;
+        assert!(
+            patch.to_string().contains("remove"),
+            "the finalizer is removed: {patch}"
+        );
     })
     .await;
     assert_eq!(action, Action::await_change());
