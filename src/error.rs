@@ -74,9 +74,10 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => None,
             Error::Conflict(_) => Some(exponential(30, 600)),
-            // The other object's change wakes us through a watch; this is only the safety net
-            // (the trigger can arrive before the store that the next attempt reads).
-            Error::DependencyNotReady(_) | Error::InUse(_) => Some(exponential(2, 300)),
+            // The other object's change wakes us through a watch; this is only the safety net,
+            // kept short because the trigger can arrive a moment before the store that the
+            // next attempt reads. It reads only the stores, never AWS.
+            Error::DependencyNotReady(_) | Error::InUse(_) => Some(exponential(1, 10)),
             Error::Aws(error) => Some(match error.class {
                 ErrorClass::Throttled => exponential(10, 300),
                 ErrorClass::Transient | ErrorClass::AlreadyExists => exponential(1, 120),
