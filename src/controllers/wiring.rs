@@ -58,12 +58,11 @@ impl Controllers {
     /// Builds the controllers for `scopes` (`None`: all namespaces). Nothing is watched until
     /// [`Controllers::run`].
     pub fn new(client: &Client, scopes: &[Option<String>]) -> Self {
-        let mut policies: Vec<Reflector<IamPolicy>> =
+        let policies: Vec<Reflector<IamPolicy>> = scopes.iter().map(|_| Reflector::new()).collect();
+        let roles: Vec<Reflector<IamRole>> = scopes.iter().map(|_| Reflector::new()).collect();
+        let profiles: Vec<Reflector<InstanceProfile>> =
             scopes.iter().map(|_| Reflector::new()).collect();
-        let mut roles: Vec<Reflector<IamRole>> = scopes.iter().map(|_| Reflector::new()).collect();
-        let mut profiles: Vec<Reflector<InstanceProfile>> =
-            scopes.iter().map(|_| Reflector::new()).collect();
-        let mut bindings: Vec<Reflector<Ec2InstanceBinding>> =
+        let bindings: Vec<Reflector<Ec2InstanceBinding>> =
             scopes.iter().map(|_| Reflector::new()).collect();
         let stores = Stores {
             policies: Scoped::new(policies.iter().map(|r| r.reader.clone()).collect()),
@@ -71,19 +70,10 @@ impl Controllers {
             profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
             bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
         };
-        let apis = |scope: &Option<String>| Apis {
-            client: client.clone(),
-            namespace: scope.clone(),
-        };
         let mut built = Vec::new();
-        for scope in scopes.iter().rev() {
-            let apis = apis(scope);
-            let (policy, role, profile, binding) = (
-                policies.pop().expect("one per scope"),
-                roles.pop().expect("one per scope"),
-                profiles.pop().expect("one per scope"),
-                bindings.pop().expect("one per scope"),
-            );
+        let reflectors = policies.into_iter().zip(roles).zip(profiles).zip(bindings);
+        for (scope, (((policy, role), profile), binding)) in scopes.iter().zip(reflectors) {
+            let apis = apis_for(client, scope);
             let role_store = role.reader.clone();
             let profile_store = profile.reader.clone();
             let binding_store = binding.reader.clone();
@@ -128,7 +118,6 @@ impl Controllers {
                 bindings,
             });
         }
-        built.reverse();
         Self {
             scopes: built,
             stores,
