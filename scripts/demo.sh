@@ -37,11 +37,11 @@ unset AWS_ENDPOINT_URL
 admin() { AWS_ACCESS_KEY_ID=$ROLECALL_TEST_MOTO_ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$ROLECALL_TEST_MOTO_ADMIN_SECRET_ACCESS_KEY \
   aws --endpoint-url "$endpoint" "$@"; }
 
-say "preparing AWS: two buckets and one EC2 instance tagged app=web, with no instance profile"
+say "preparing AWS: two buckets and one EC2 instance of the web team (app=web, team=web), with no instance profile"
 admin s3api create-bucket --bucket assets >/dev/null
 admin s3api create-bucket --bucket assets-logs >/dev/null
 instance=$(admin ec2 run-instances --image-id ami-03cf127a --count 1 \
-  --tag-specifications 'ResourceType=instance,Tags=[{Key=app,Value=web}]' --query 'Instances[0].InstanceId' --output text)
+  --tag-specifications 'ResourceType=instance,Tags=[{Key=app,Value=web},{Key=team,Value=web}]' --query 'Instances[0].InstanceId' --output text)
 echo "instance $instance"
 
 # The instance's metadata service, answering from moto's live state.
@@ -66,21 +66,27 @@ AWS_ACCESS_KEY_ID=$ROLECALL_TEST_MOTO_ADMIN_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=
   "$rolecall" run --aws-endpoint-url "$endpoint" --region us-east-1 --cluster-name demo --http-address 127.0.0.1:0 >"$ROLECALL_STATE/operator.log" 2>&1 &
 pids+=($!)
 
-say "2-5. a policy, a role trusting EC2, an instance profile, and a binding for app=web"
+say "the platform team hands namespace web to the web team, with its Tenancy"
+show "cat examples/platform/web.yaml"
+cat examples/platform/web.yaml
+show "kubectl apply -f examples/platform/"
+kubectl apply -f examples/platform/
+
+say "2-5. the web team: a policy, a role trusting EC2, an instance profile, and a binding for app=web"
 show "cat examples/seed-s3-reader/*.yaml"
 cat examples/seed-s3-reader/*.yaml
 curl -s -X POST "$endpoint/moto-api/recorder/reset-recording" >/dev/null # count only what follows
-show "kubectl apply -f examples/seed-s3-reader/"
+show "kubectl apply -n web -f examples/seed-s3-reader/"
 started=$(date +%s.%N)
-kubectl apply -f examples/seed-s3-reader/
-show "kubectl wait --for=condition=Ready iampolicy/s3-reader iamrole/web instanceprofile/web ec2instancebinding/web"
-kubectl wait --for=condition=Ready --timeout=60s iampolicy/s3-reader iamrole/web instanceprofile/web ec2instancebinding/web
+kubectl apply -n web -f examples/seed-s3-reader/
+show "kubectl wait -n web --for=condition=Ready iampolicy/s3-reader iamrole/web instanceprofile/web ec2instancebinding/web"
+kubectl wait -n web --for=condition=Ready --timeout=60s iampolicy/s3-reader iamrole/web instanceprofile/web ec2instancebinding/web
 ready=$(date +%s.%N)
 printf 'all four Ready %.2f s after kubectl apply; AWS calls made meanwhile (from moto'"'"'s request log):\n' "$(python3 -c "print($ready - $started)")"
 "$ROLECALL_MOTO_BIN/python" tools/moto/count_calls.py
 echo
-show "kubectl get rolecall"
-kubectl get rolecall
+show "kubectl get -n web rolecall"
+kubectl get -n web rolecall
 
 say "6. on the instance, the same command"
 show "curl -s \$IMDS/latest/meta-data/iam/security-credentials/ (with an IMDSv2 token)"
@@ -93,14 +99,14 @@ show "aws s3api create-bucket --bucket not-allowed"
 on_instance s3api create-bucket --bucket not-allowed || true
 
 say "7. unbinding takes the credentials away"
-show "kubectl delete ec2instancebinding/web"
-kubectl delete ec2instancebinding/web
+show "kubectl delete -n web ec2instancebinding/web"
+kubectl delete -n web ec2instancebinding/web
 show "aws s3 ls"
 on_instance s3 ls || true
 
 say "deleting everything: rolecall removes what it created"
-show "kubectl delete -f examples/seed-s3-reader/"
-kubectl delete -f examples/seed-s3-reader/ --ignore-not-found --wait=true
+show "kubectl delete -n web -f examples/seed-s3-reader/"
+kubectl delete -n web -f examples/seed-s3-reader/ --ignore-not-found --wait=true
 show "aws iam list-roles --query 'Roles[].RoleName'"
 admin iam list-roles --query 'Roles[].RoleName' --output text
 echo "(no role left)"

@@ -21,6 +21,8 @@ pub mod reason {
     pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const CONFLICT: &str = "Conflict";
+    /// The namespace's Tenancy (or the default rules) does not allow the spec.
+    pub const FORBIDDEN: &str = "Forbidden";
     pub const AWS_ERROR: &str = "AwsError";
     pub const DELETING: &str = "Deleting";
     /// Ready, with nothing to act on: a binding whose spec matches no live instance.

@@ -9,9 +9,11 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Resource, ResourceExt};
 
+use crate::api::tenancy::AccountAccess;
 use crate::aws::{AwsClients, CallLog, Ec2, Iam};
 use crate::controllers::stores::Stores;
 use crate::telemetry::Telemetry;
+use crate::tenancy::Rules;
 
 /// Operator settings that reconciles read.
 #[derive(Clone, Debug)]
@@ -38,11 +40,15 @@ pub struct Context {
     pub stores: Stores,
     recorder: Recorder,
     /// Failed reconciles in a row, per object.
-    failures: Streaks,
+    failures: Arc<Streaks>,
     /// Reconciles in a row that found AWS still settling (an association in progress).
-    settling: Streaks,
+    settling: Arc<Streaks>,
     /// The newest actions planned in dry-run mode, as logged; kept for inspection.
-    pub planned: Mutex<VecDeque<String>>,
+    pub planned: Arc<Mutex<VecDeque<String>>>,
+    /// The operator's own clients, from which other accounts' roles are assumed.
+    aws: AwsClients,
+    /// The contexts of other accounts (a Tenancy's `account`), built on first use.
+    accounts: Arc<Mutex<HashMap<AccountAccess, Arc<Context>>>>,
 }
 
 /// Counts of consecutive outcomes per object key.
@@ -89,10 +95,49 @@ impl Context {
             iam_arn_prefix,
             stores,
             recorder,
-            failures: Streaks::default(),
-            settling: Streaks::default(),
-            planned: Mutex::default(),
+            failures: Arc::default(),
+            settling: Arc::default(),
+            planned: Arc::default(),
+            aws: aws.clone(),
+            accounts: Arc::default(),
         }
+    }
+
+    /// The context acting in the account `access` names (the same one for `None`): the same
+    /// stores, counters and recorder, with clients that assume the account's role.
+    pub async fn for_account(self: &Arc<Self>, access: Option<&AccountAccess>) -> Arc<Context> {
+        let Some(access) = access else {
+            return self.clone();
+        };
+        if let Some(found) = self.accounts.lock().expect("accounts lock").get(access) {
+            return found.clone();
+        }
+        let clients = self
+            .aws
+            .assuming(&access.role_arn, access.external_id.as_deref())
+            .await;
+        let context = Arc::new(Context {
+            client: self.client.clone(),
+            iam: Iam::new(clients.iam.clone(), self.calls.clone()),
+            ec2: Ec2::new(clients.ec2.clone(), self.calls.clone()),
+            calls: self.calls.clone(),
+            telemetry: self.telemetry.clone(),
+            settings: self.settings.clone(),
+            iam_arn_prefix: access.iam_arn_prefix(),
+            stores: self.stores.clone(),
+            recorder: self.recorder.clone(),
+            failures: self.failures.clone(),
+            settling: self.settling.clone(),
+            planned: self.planned.clone(),
+            aws: clients,
+            accounts: self.accounts.clone(),
+        });
+        self.accounts
+            .lock()
+            .expect("accounts lock")
+            .entry(access.clone())
+            .or_insert(context)
+            .clone()
     }
 
     pub fn owner_tag_value<K: Resource>(&self, object: &K) -> String {
@@ -101,6 +146,28 @@ impl Context {
             &object.namespace().unwrap_or_default(),
             &object.name_any(),
         )
+    }
+
+    /// The rules in force for `namespace`: its Tenancy's, or the defaults.
+    pub fn rules_for(&self, namespace: &str) -> Result<Rules, crate::error::Error> {
+        // A Tenancy may be stricter than the defaults: no rules are known until both lists
+        // have been read.
+        if !self.stores.rules_synced() {
+            return Err(crate::error::Error::DependencyNotReady(
+                "waiting to read the Tenancies and namespaces (the operator needs list and watch on both, cluster-wide)".into(),
+            ));
+        }
+        let tenancies = self.stores.tenancies.state();
+        Rules::for_namespace(
+            namespace,
+            &self.stores.namespace_labels(namespace),
+            tenancies.iter().map(|tenancy| tenancy.as_ref()),
+        )
+    }
+
+    /// The operator's AWS account, from the ARN prefix.
+    pub fn account(&self) -> &str {
+        self.iam_arn_prefix.split(':').nth(4).unwrap_or_default()
     }
 
     /// Records one more failure in a row for `key`; returns the count.

@@ -16,6 +16,11 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
 
+    /// The namespace's Tenancy (or the default rules) does not allow this spec. Checked
+    /// before any AWS write; a change of the Tenancy re-triggers us.
+    #[error("{0}")]
+    Forbidden(String),
+
     /// A referenced object is missing or not Ready; its watch re-triggers us.
     #[error("{0}")]
     DependencyNotReady(String),
@@ -39,6 +44,7 @@ impl Error {
                 Readiness::not_ready(reason::INVALID_SPEC, message.clone())
             }
             Error::Conflict(message) => Readiness::not_ready(reason::CONFLICT, message.clone()),
+            Error::Forbidden(message) => Readiness::not_ready(reason::FORBIDDEN, message.clone()),
             Error::DependencyNotReady(message) => {
                 Readiness::not_ready(reason::DEPENDENCY_NOT_READY, message.clone())
             }
@@ -73,6 +79,9 @@ impl Error {
         };
         match self {
             Error::InvalidSpec(_) => None,
+            // A Tenancy or Namespace change wakes every object it may concern; the retry only
+            // repeats the check, which reads no AWS state before refusing.
+            Error::Forbidden(_) => Some(exponential(60, 600)),
             Error::Conflict(_) => Some(exponential(30, 600)),
             // The other object's change wakes us through a watch; this is only the safety net,
             // kept short because the trigger can arrive a moment before the store that the

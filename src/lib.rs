@@ -14,3 +14,5 @@ pub mod imds;
 pub mod leader;
 pub mod run;
 pub mod telemetry;
+pub mod tenancy;
+pub mod wildcard;

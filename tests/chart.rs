@@ -174,7 +174,14 @@ async fn apply_chart(prefix: &str, values: &[&str]) -> Applied {
     // kubectl auth can-i resolves the rolecall resources through discovery.
     common::install_crds(&admin).await;
     let namespace = common::fresh_namespace(&admin, prefix).await;
-    let rendered = render(&namespace, &namespace, values);
+    // The admission policy is cluster-wide by default; scoped to this release's namespace it
+    // cannot refuse what other tests, running alongside, send the operator to refuse.
+    let scope = format!(
+        r#"admissionPolicy.namespaceSelector={{"matchLabels":{{"kubernetes.io/metadata.name":"{namespace}"}}}}"#
+    );
+    let mut values = values.to_vec();
+    values.extend(["--set-json", scope.as_str()]);
+    let rendered = render(&namespace, &namespace, &values);
     run_ok(
         "kubectl",
         &[
@@ -232,6 +239,8 @@ async fn default_values_apply_and_grant_the_cluster_wide_rules() {
         "RoleBinding",
         "Service",
         "ServiceAccount",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ]
     .map(String::from)
     .into();
@@ -306,8 +315,18 @@ async fn watched_namespaces_get_roles_and_three_replicas_elect_a_leader() {
     .await;
     let found = kinds(&applied.documents);
     assert!(found.contains("PodDisruptionBudget"), "{found:?}");
-    assert!(
-        !found.contains("ClusterRole") && !found.contains("ServiceMonitor"),
+    assert!(!found.contains("ServiceMonitor"), "{found:?}");
+    // Watching some namespaces grants nothing cluster-wide but reading the Tenancies and the
+    // namespaces' labels, which no namespace may be trusted to hold.
+    let cluster_roles: Vec<&str> = applied
+        .documents
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .map(|d| d["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        cluster_roles,
+        vec![format!("{}-rolecall-tenancy-reader", applied.namespace)],
         "{found:?}"
     );
     let roles: Vec<&str> = applied
@@ -489,4 +508,73 @@ fn the_binary_accepts_the_deployments_flags_and_environment() {
             "expected a Kubernetes config error: {stderr}"
         );
     }
+}
+
+/// What no Tenancy can allow is refused at `kubectl apply` by the chart's admission policy,
+/// before the operator sees it; an ordinary trust policy passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admission_policy_refuses_trusting_anyone_at_apply() {
+    let applied = apply_chart("chart-vap", &[]).await;
+    let role = |name: &str, principal: serde_json::Value| {
+        serde_json::json!({
+            "apiVersion": "iam.rolecall.dev/v1alpha1",
+            "kind": "IamRole",
+            "metadata": { "name": name, "namespace": applied.namespace },
+            "spec": { "assumeRolePolicy": { "Version": "2012-10-17", "Statement": [
+                { "Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole" },
+            ] } },
+        })
+        .to_string()
+    };
+    // Server-side dry run: admission runs, nothing is stored for an operator to act on.
+    let apply = |manifest: String| {
+        run(
+            "kubectl",
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&manifest),
+        )
+    };
+    // The binding takes effect a moment after it is written: poll until the first refusal.
+    let refused = common::wait_for(
+        "the admission policy to refuse Principal \"*\"",
+        Duration::from_secs(30),
+        || {
+            let output = apply(role("anyone", serde_json::json!("*")));
+            async move { (!output.status.success()).then_some(output) }
+        },
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("trusts anyone"), "{stderr}");
+    for principal in [
+        serde_json::json!({ "AWS": "*" }),
+        serde_json::json!({ "AWS": ["arn:aws:iam::123456789012:root", "*"] }),
+    ] {
+        let output = apply(role("anyone-aws", principal.clone()));
+        assert!(!output.status.success(), "{principal} was accepted");
+    }
+    let not_principal = serde_json::json!({
+        "apiVersion": "iam.rolecall.dev/v1alpha1",
+        "kind": "IamRole",
+        "metadata": { "name": "not-principal", "namespace": applied.namespace },
+        "spec": { "assumeRolePolicy": { "Version": "2012-10-17", "Statement": [
+            { "Effect": "Allow", "NotPrincipal": { "AWS": "arn:aws:iam::123456789012:root" }, "Action": "sts:AssumeRole" },
+        ] } },
+    });
+    let output = apply(not_principal.to_string());
+    assert!(!output.status.success(), "NotPrincipal was accepted");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("NotPrincipal"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let ok = apply(role(
+        "same-account",
+        serde_json::json!({ "AWS": "arn:aws:iam::123456789012:root" }),
+    ));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kube::api::Api;
-use rolecall::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+use rolecall::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile, Tenancy};
 
 fn example_dirs() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -51,8 +51,64 @@ async fn every_example_applies_with_kubectl() {
             "--filename",
             dir.to_str().unwrap(),
         ]);
-        assert!(applied.contains("created"), "{}: {applied}", dir.display());
+        // Cluster-scoped objects (the platform's Namespace and Tenancy) may be there already,
+        // from another test: every document must still have been applied.
+        let documents = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+            .map(|text| text.matches("\nkind: ").count() + usize::from(text.starts_with("kind: ")))
+            .sum::<usize>();
+        let outcomes: Vec<&str> = applied.lines().collect();
+        assert_eq!(outcomes.len(), documents, "{}: {applied}", dir.display());
+        assert!(
+            outcomes
+                .iter()
+                .all(|line| ["created", "configured", "unchanged"]
+                    .iter()
+                    .any(|outcome| line.ends_with(outcome))),
+            "{}: {applied}",
+            dir.display()
+        );
     }
+}
+
+#[tokio::test]
+async fn the_platform_example_governs_the_web_team_namespace() {
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    kubectl(&["apply", "--filename", dir.to_str().unwrap()]);
+    let tenancy = Api::<Tenancy>::all(client.clone())
+        .get("web")
+        .await
+        .unwrap();
+    let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get("web")
+        .await
+        .unwrap();
+    let rules = rolecall::tenancy::Rules::for_namespace(
+        "web",
+        namespace.metadata.labels.as_ref().unwrap(),
+        [&tenancy],
+    )
+    .unwrap();
+    assert_eq!(rules.source, "Tenancy web");
+    assert_eq!(rules.path, "/rolecall/web/");
+    // The seed's instance carries team=web; another team's does not.
+    let tags = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    rules
+        .check_instance("i-1", &tags(&[("app", "web"), ("team", "web")]))
+        .unwrap();
+    assert!(
+        rules
+            .check_instance("i-2", &tags(&[("app", "web")]))
+            .is_err()
+    );
 }
 
 #[tokio::test]

@@ -180,6 +180,12 @@ fn chart_rules() -> Vec<PolicyRule> {
     common::chart::cluster_role().rules.unwrap_or_default()
 }
 
+fn tenancy_reader_rules() -> Vec<PolicyRule> {
+    common::chart::tenancy_reader_role()
+        .rules
+        .unwrap_or_default()
+}
+
 fn describe(rule: &PolicyRule) -> String {
     format!(
         "{:?} {:?} {:?}",
@@ -194,15 +200,21 @@ fn describe(rule: &PolicyRule) -> String {
 async fn run_with_rules(
     label: &str,
     rules: Vec<PolicyRule>,
+    tenancy_reader: bool,
     timeout: Duration,
 ) -> Result<(), Broken> {
     let admin = common::kube_client().await;
     common::install_crds(&admin).await;
     let namespace = common::fresh_namespace(&admin, &format!("rbac-{label}")).await;
     let role_name = format!("{namespace}-operator");
+    let reader_name = format!("{namespace}-tenancy-reader");
     let probe = rules[0].clone();
     rbac::apply_cluster_role(&admin, &role_name, rules).await;
     rbac::bind_in_namespace(&admin, &role_name, &namespace, &namespace, "rolecall").await;
+    if tenancy_reader {
+        rbac::apply_cluster_role(&admin, &reader_name, tenancy_reader_rules()).await;
+        rbac::bind_cluster_wide(&admin, &reader_name, &namespace, "rolecall").await;
+    }
     let operator_client =
         rbac::impersonating_client(&rbac::service_account_user(&namespace, "rolecall")).await;
     rbac::wait_until_allowed(
@@ -220,15 +232,30 @@ async fn run_with_rules(
     if outcome.is_err() {
         clean_up(&admin, &namespace).await;
     }
-    let _ = Api::<ClusterRole>::all(admin.clone())
-        .delete(&role_name, &DeleteParams::default())
-        .await;
+    for name in [&role_name, &reader_name] {
+        let _ = Api::<ClusterRole>::all(admin.clone())
+            .delete(name, &DeleteParams::default())
+            .await;
+    }
     outcome
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_charts_rules_run_a_policy_and_role_from_creation_to_deletion() {
-    assert_eq!(run_with_rules("all", chart_rules(), WORKS).await, Ok(()));
+    assert_eq!(
+        run_with_rules("all", chart_rules(), true, WORKS).await,
+        Ok(())
+    );
+}
+
+/// Without reading the Tenancies, no namespace's rules are known (one may be stricter than
+/// the defaults), so nothing is reconciled past its finalizer.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_tenancy_reader_nothing_becomes_ready() {
+    assert_eq!(
+        run_with_rules("no-tenancy", chart_rules(), false, BROKEN).await,
+        Err(Broken::NeverReady)
+    );
 }
 
 /// Runs the scenario without the chart rule granting `resource` and returns what broke.
@@ -252,7 +279,7 @@ async fn without_rule_for(resource: &str) -> Result<(), Broken> {
         "exactly one chart rule grants {resource}: {:?}",
         remaining.iter().map(describe).collect::<Vec<_>>()
     );
-    run_with_rules(&resource.replace('/', "-"), remaining, BROKEN).await
+    run_with_rules(&resource.replace('/', "-"), remaining, true, BROKEN).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,6 +314,15 @@ fn the_chart_has_exactly_the_rules_these_tests_remove() {
             r#"["events.k8s.io"] ["events"] ["create", "patch"]"#,
         ],
         "a rule was added or changed: add a test above that removes it"
+    );
+    let reader: Vec<String> = tenancy_reader_rules().iter().map(describe).collect();
+    assert_eq!(
+        reader,
+        vec![
+            r#"["iam.rolecall.dev"] ["tenancies"] ["get", "list", "watch"]"#,
+            r#"[""] ["namespaces"] ["get", "list", "watch"]"#,
+        ],
+        "the tenancy reader changed: it must stay read-only"
     );
 }
 
@@ -330,8 +366,11 @@ async fn run_binary(label: &str, with_lease: bool, timeout: Duration) -> Result<
     let namespace = common::fresh_namespace(&admin, &format!("rbac-{label}")).await;
     let role_name = format!("{namespace}-operator");
     let lease_role = format!("{namespace}-lease");
+    let reader_name = format!("{namespace}-tenancy-reader");
     rbac::apply_cluster_role(&admin, &role_name, chart_rules()).await;
     rbac::bind_in_namespace(&admin, &role_name, &namespace, &namespace, "rolecall").await;
+    rbac::apply_cluster_role(&admin, &reader_name, tenancy_reader_rules()).await;
+    rbac::bind_cluster_wide(&admin, &reader_name, &namespace, "rolecall").await;
     let user = rbac::service_account_user(&namespace, "rolecall");
     let operator_client = rbac::impersonating_client(&user).await;
     if with_lease {
@@ -372,7 +411,7 @@ async fn run_binary(label: &str, with_lease: bool, timeout: Duration) -> Result<
     if outcome.is_err() {
         clean_up(&admin, &namespace).await;
     }
-    for name in [&role_name, &lease_role] {
+    for name in [&role_name, &lease_role, &reader_name] {
         let _ = Api::<ClusterRole>::all(admin.clone())
             .delete(name, &DeleteParams::default())
             .await;

@@ -189,8 +189,24 @@ fn start_imds(env: &Enforced, instance_id: &str) -> (Process, String) {
     (Process(child), url)
 }
 
+/// A fresh namespace of the web team, which examples/platform's Tenancy governs.
+async fn web_team_namespace(client: &kube::Client) -> String {
+    let name = format!("seed-{}", std::process::id());
+    let namespace: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(
+        serde_json::json!({ "metadata": { "name": name, "labels": { "team": "web" } } }),
+    )
+    .expect("a valid Namespace");
+    kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .create(&Default::default(), &namespace)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}"));
+    name
+}
+
+/// An instance of the web team (the Tenancy binds only instances tagged team=web).
 fn run_instance(env: &Enforced, app: &str) -> String {
-    let tags = format!("ResourceType=instance,Tags=[{{Key=app,Value={app}}}]");
+    let tags =
+        format!("ResourceType=instance,Tags=[{{Key=app,Value={app}}},{{Key=team,Value=web}}]");
     let output = admin_json(
         env,
         &[
@@ -288,7 +304,14 @@ async fn seed_story_lists_buckets_after_binding() {
     let env = enforced();
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let namespace = common::fresh_namespace(&client, "seed").await;
+    // The platform team's step: its Tenancy selects namespaces labelled team=web (this test's
+    // own, not the permissive test Tenancy's).
+    let platform = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/platform");
+    kubectl(
+        "default",
+        &["apply", "--filename", platform.to_str().unwrap()],
+    );
+    let namespace = web_team_namespace(&client).await;
 
     for bucket in ["assets", "assets-logs"] {
         admin_json(&env, &["s3api", "create-bucket", "--bucket", bucket]);

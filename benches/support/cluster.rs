@@ -83,6 +83,26 @@ pub async fn create_namespace(client: &Client, name: &str) {
         .create(&Default::default(), &namespace)
         .await
         .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    // The platform team's step: the chains bind instances by id, which a namespace no Tenancy
+    // selects may not do.
+    let tenancy = json!({
+        "apiVersion": "iam.rolecall.dev/v1alpha1",
+        "kind": "Tenancy",
+        "metadata": { "name": name },
+        "spec": {
+            "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": name } },
+            "instances": { "matchTags": {} },
+        },
+    });
+    let resource = kube::api::ApiResource::erase::<rolecall::api::Tenancy>(&());
+    Api::<kube::api::DynamicObject>::all_with(client.clone(), &resource)
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("rolecall-bench").force(),
+            &kube::api::Patch::Apply(&tenancy),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("apply Tenancy {name}: {e}"));
 }
 
 /// An object manifest of `kind` named `name`.

@@ -11,6 +11,7 @@ pub mod document;
 pub mod instance_profile;
 pub mod policy;
 pub mod role;
+pub mod tenancy;
 
 pub use binding::{Ec2InstanceBinding, Ec2InstanceBindingSpec, Ec2InstanceBindingStatus};
 pub use common::{CommonStatus, DeletionPolicy, LocalObjectReference};
@@ -18,6 +19,7 @@ pub use document::{Effect, OneOrMany, PolicyDocument, Principal, Statement};
 pub use instance_profile::{InstanceProfile, InstanceProfileSpec, InstanceProfileStatus};
 pub use policy::{IamPolicy, IamPolicySpec, IamPolicyStatus};
 pub use role::{IamRole, IamRoleSpec, IamRoleStatus};
+pub use tenancy::{Tenancy, TenancySpec};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, ValidationRule,
@@ -27,13 +29,14 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "iam.rolecall.dev";
 pub const VERSION: &str = "v1alpha1";
 
-/// The CRDs of all four kinds, in dependency order.
+/// The CRDs of the four kinds and the platform team's Tenancy, in dependency order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         with_default_name_limit(IamPolicy::crd(), 128),
         with_default_name_limit(IamRole::crd(), 64),
         with_default_name_limit(InstanceProfile::crd(), 128),
         Ec2InstanceBinding::crd(),
+        Tenancy::crd(),
     ]
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 /// AWS settings shared by every subcommand that talks to AWS.
 #[derive(clap::Args, Clone, Debug)]
@@ -68,6 +69,7 @@ pub struct AwsClients {
     pub iam: aws_sdk_iam::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub sts: aws_sdk_sts::Client,
+    config: SdkConfig,
 }
 
 impl AwsClients {
@@ -76,7 +78,27 @@ impl AwsClients {
             iam: aws_sdk_iam::Client::new(config),
             ec2: aws_sdk_ec2::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
+            config: config.clone(),
         }
+    }
+
+    /// The same clients acting as `role_arn` (another account's role), through STS
+    /// AssumeRole with these clients' credentials. The SDK caches the session and renews it
+    /// before it expires; nothing is called until the first request.
+    pub async fn assuming(&self, role_arn: &str, external_id: Option<&str>) -> Self {
+        let mut provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+            .session_name("rolecall")
+            .configure(&self.config);
+        if let Some(id) = external_id {
+            provider = provider.external_id(id);
+        }
+        let provider = provider.build().await;
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(provider))
+            .build();
+        Self::new(&config)
     }
 
     pub async fn from_args(args: &AwsArgs) -> Self {

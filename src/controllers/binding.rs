@@ -14,6 +14,8 @@ use crate::aws::ec2::{Association, Instance};
 use crate::conditions::{Readiness, reason};
 use crate::context::Context;
 use crate::error::Error;
+use crate::tenancy::Rules;
+pub use crate::wildcard::wildcard_match;
 
 /// Instance ids per DescribeInstances call (as per DescribeIamInstanceProfileAssociations).
 pub const INSTANCE_IDS_PER_CALL: usize = 100;
@@ -45,43 +47,6 @@ pub struct Plan {
     pub conflicts: BTreeMap<String, String>,
 }
 
-/// EC2 filter wildcards: `*` any run of characters, `?` one character. Greedy with one
-/// resume point (the last `*`), so it takes at most pattern × value steps whatever the pattern:
-/// a user's `**********x` must not cost exponential time on every other binding's check.
-pub fn wildcard_match(pattern: &str, value: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let value: Vec<char> = value.chars().collect();
-    let (mut p, mut v) = (0, 0);
-    // After the last `*` seen: where the pattern resumes, and the value position it covers to.
-    let mut resume: Option<(usize, usize)> = None;
-    while v < value.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                p += 1;
-                resume = Some((p, v));
-            }
-            Some('?') => {
-                p += 1;
-                v += 1;
-            }
-            Some(c) if *c == value[v] => {
-                p += 1;
-                v += 1;
-            }
-            _ => match resume {
-                // Let the last `*` take one more character and try again from there.
-                Some((after_star, covered)) => {
-                    p = after_star;
-                    v = covered + 1;
-                    resume = Some((after_star, covered + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|c| *c == '*')
-}
-
 /// Whether a binding's spec names or selects the instance.
 pub fn selects(spec: &Ec2InstanceBindingSpec, instance: &Instance) -> bool {
     spec.instance_ids.contains(&instance.instance_id)
@@ -104,6 +69,7 @@ pub fn plan(
     previously: &BTreeSet<String>,
     associations: &[Association],
     claims: &BTreeMap<String, String>,
+    unowned: &BTreeMap<String, String>,
 ) -> Plan {
     let by_instance: BTreeMap<&str, &Association> = associations
         .iter()
@@ -117,15 +83,25 @@ pub fn plan(
     for instance in instances {
         let id = instance.instance_id.clone();
         let current = by_instance.get(id.as_str());
-        if let Some(other) = claims.get(&id) {
-            plan.conflicts.insert(id.clone(), other.clone());
+        let conflict = match (claims.get(&id), current) {
+            (Some(other), _) => Some(format!(
+                "also claimed by Ec2InstanceBinding {other} for another instance profile"
+            )),
+            (None, Some(association)) => unowned.get(&association.profile_arn).map(|owner| {
+                format!(
+                    "associated with {}, {owner}; rolecall will not replace it",
+                    association.profile_arn
+                )
+            }),
+            (None, None) => None,
+        };
+        if let Some(message) = conflict {
+            plan.conflicts.insert(id.clone(), message.clone());
             plan.instances.push(InstanceBindingState {
                 instance_id: id,
                 association_id: current.map(|a| a.association_id.clone()),
                 state: CONFLICT_STATE.into(),
-                message: Some(format!(
-                    "also claimed by Ec2InstanceBinding {other} for another instance profile"
-                )),
+                message: Some(message),
             });
             continue;
         }
@@ -337,6 +313,54 @@ fn claims(
     claims
 }
 
+/// Profiles (by ARN) that matched instances are associated with and that this binding may
+/// not replace, with who owns them: any profile not owned by rolecall in this namespace,
+/// unless the rules allow replacing associations made outside it.
+async fn unowned_profiles(
+    binding: &Ec2InstanceBinding,
+    profile_arn: &str,
+    instances: &[Instance],
+    associations: &[Association],
+    rules: &Rules,
+    ctx: &Context,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut unowned = BTreeMap::new();
+    if rules.instances()?.replace_unowned_associations {
+        return Ok(unowned);
+    }
+    let ours = format!(
+        "{}/{}/",
+        ctx.settings.cluster_name,
+        binding.namespace().unwrap_or_default()
+    );
+    let matched: BTreeSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+    let others: BTreeSet<&str> = associations
+        .iter()
+        .filter(|association| matched.contains(association.instance_id.as_str()))
+        .map(|association| association.profile_arn.as_str())
+        .filter(|arn| *arn != profile_arn)
+        .collect();
+    for arn in others {
+        let name = arn.rsplit('/').next().unwrap_or_default();
+        let owner = ctx
+            .iam
+            .get_instance_profile(name)
+            .await?
+            .filter(|profile| profile.arn == arn)
+            .and_then(|profile| profile.tags.get(crate::conditions::OWNER_TAG).cloned());
+        match owner {
+            Some(owner) if owner.starts_with(&ours) => {}
+            Some(owner) => {
+                unowned.insert(arn.to_owned(), format!("which belongs to {owner}"));
+            }
+            None => {
+                unowned.insert(arn.to_owned(), "which was set outside rolecall".to_owned());
+            }
+        }
+    }
+    Ok(unowned)
+}
+
 /// Refuses a selector whose every value is only `*`: it would swap the profile of every
 /// instance carrying those keys. Checked here because CEL's cost estimate for map lookups with
 /// unbounded keys exceeds the API server's budget.
@@ -370,10 +394,38 @@ impl Managed for Ec2InstanceBinding {
         self.spec.deletion_policy
     }
 
-    async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+    fn validate(&self, _ctx: &Context) -> Result<(), Error> {
+        check_selector(&self.spec)
+    }
+
+    fn admit(&self, rules: &Rules, ctx: &Context) -> Result<(), Error> {
+        rules.instances()?;
+        if let Some(name) = &self.spec.instance_profile_name {
+            let namespace = self.namespace().unwrap_or_default();
+            let managed_here = ctx
+                .stores
+                .profiles
+                .in_namespace(&namespace, |profile| {
+                    &super::instance_profile::profile_name(profile) == name
+                })
+                .next()
+                .is_some();
+            rules.check_profile_reference(name, managed_here)?;
+        }
+        Ok(())
+    }
+
+    async fn converge(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+    ) -> Result<Converged<Self::Status>, Error> {
         check_selector(&self.spec)?;
         let profile_arn = resolve_profile(self, ctx).await?;
         let instances = matched_instances(&self.spec, ctx).await?;
+        for instance in &instances {
+            rules.check_instance(&instance.instance_id, &instance.tags)?;
+        }
         let previously: BTreeSet<String> = self
             .status
             .iter()
@@ -393,12 +445,15 @@ impl Managed for Ec2InstanceBinding {
                 .await?
         };
         let claims = claims(self, &profile_arn, &instances, ctx);
+        let unowned =
+            unowned_profiles(self, &profile_arn, &instances, &associations, rules, ctx).await?;
         let mut plan = plan(
             &profile_arn,
             &instances,
             &previously,
             &associations,
             &claims,
+            &unowned,
         );
         if ctx.settings.dry_run {
             log_planned(
@@ -422,14 +477,11 @@ impl Managed for Ec2InstanceBinding {
             let described: Vec<String> = plan
                 .conflicts
                 .iter()
-                .map(|(instance, other)| format!("{instance} (also claimed by {other})"))
+                .map(|(instance, why)| format!("{instance} ({why})"))
                 .collect();
             Readiness::not_ready(
                 reason::CONFLICT,
-                format!(
-                    "instances claimed by another binding for a different instance profile are left alone: {}",
-                    described.join(", ")
-                ),
+                format!("instances left alone: {}", described.join("; ")),
             )
         } else if matched == 0 {
             // An empty fleet is a valid state (scaled to zero, not launched yet), but it is said.
@@ -668,6 +720,7 @@ mod tests {
             &BTreeSet::new(),
             &[association("i-2", PROFILE)],
             &BTreeMap::new(),
+            &BTreeMap::new(),
         );
         assert_eq!(
             plan.actions,
@@ -687,6 +740,7 @@ mod tests {
             &BTreeSet::new(),
             &[association("i-1", other)],
             &BTreeMap::new(),
+            &BTreeMap::new(),
         );
         assert_eq!(
             plan.actions,
@@ -694,6 +748,30 @@ mod tests {
                 instance_id: "i-1".into(),
                 association_id: "iip-assoc-i-1".into()
             }]
+        );
+    }
+
+    #[test]
+    fn an_association_rolecall_does_not_own_is_never_replaced() {
+        let other = "arn:aws:iam::123456789012:instance-profile/admin";
+        let unowned: BTreeMap<String, String> = [(
+            other.to_string(),
+            "which was set outside rolecall".to_string(),
+        )]
+        .into();
+        let plan = plan(
+            PROFILE,
+            &[instance("i-1", &[])],
+            &BTreeSet::new(),
+            &[association("i-1", other)],
+            &BTreeMap::new(),
+            &unowned,
+        );
+        assert!(plan.actions.is_empty());
+        assert_eq!(plan.instances[0].state, "conflict");
+        assert!(
+            plan.conflicts["i-1"]
+                .contains("instance-profile/admin, which was set outside rolecall")
         );
     }
 
@@ -707,10 +785,11 @@ mod tests {
             &BTreeSet::new(),
             &[association("i-1", other)],
             &claims,
+            &BTreeMap::new(),
         );
         assert!(plan.actions.is_empty());
         assert_eq!(plan.instances[0].state, "conflict");
-        assert_eq!(plan.conflicts["i-1"], "ns/db");
+        assert!(plan.conflicts["i-1"].contains("Ec2InstanceBinding ns/db"));
     }
 
     #[test]
@@ -720,6 +799,7 @@ mod tests {
             &[instance("i-1", &[])],
             &BTreeSet::new(),
             &[association("i-1", PROFILE)],
+            &BTreeMap::new(),
             &BTreeMap::new(),
         );
         assert!(plan.actions.is_empty());
@@ -738,6 +818,7 @@ mod tests {
                 association("i-2", PROFILE),
                 association("i-3", other),
             ],
+            &BTreeMap::new(),
             &BTreeMap::new(),
         );
         assert_eq!(

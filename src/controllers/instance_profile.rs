@@ -5,13 +5,14 @@ use kube::{Resource, ResourceExt};
 use super::stores::Stores;
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
 use super::{
-    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references,
+    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references, tags,
 };
 use crate::api::{DeletionPolicy, InstanceProfile, InstanceProfileStatus};
 use crate::aws::iam::ObservedInstanceProfile;
 use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::error::Error;
+use crate::tenancy::{AwsKind, Rules};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Desired {
@@ -119,22 +120,43 @@ impl Managed for InstanceProfile {
         self.spec.deletion_policy
     }
 
-    async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+    fn admit(&self, rules: &Rules, ctx: &Context) -> Result<(), Error> {
+        rules.check_name(&profile_name(self), "instance profile")?;
+        rules.check_path(self.spec.path.as_deref())?;
+        if let Some(name) = &self.spec.role_name {
+            let namespace = self.namespace().unwrap_or_default();
+            let managed_here = ctx
+                .stores
+                .roles
+                .in_namespace(&namespace, |role| &super::role::role_name(role) == name)
+                .next()
+                .is_some();
+            rules.check_role_reference(name, managed_here)?;
+        }
+        Ok(())
+    }
+
+    async fn converge(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+    ) -> Result<Converged<Self::Status>, Error> {
         let owner = ctx.owner_tag_value(self);
         let desired = Desired {
             name: profile_name(self),
-            path: self.spec.path.clone().unwrap_or_else(|| "/".into()),
+            path: rules.check_path(self.spec.path.as_deref())?,
             role: resolve_role(self, ctx)?,
             tags: desired_tags(&self.spec.tags, &owner),
         };
         let observed = ctx.iam.get_instance_profile(&desired.name).await?;
         if let Some(observed) = &observed {
-            ensure_ours(
-                &observed.tags,
-                &owner,
-                adopt_requested(self),
-                &format!("instance profile {}", desired.name),
-            )?;
+            let what = format!("instance profile {}", desired.name);
+            let adopt = adopt_requested(self);
+            if adopt && tags::ownership(&observed.tags, &owner, true) == tags::Ownership::Adopt {
+                rules.check_adoption(AwsKind::InstanceProfile, &desired.name, &what)?;
+            }
+            ensure_ours(&observed.tags, &owner, adopt, &what)?;
+            rules.check_arn_path(&observed.arn, &what)?;
         }
         let actions = plan(&desired, observed.as_ref());
         let mut state = observed;

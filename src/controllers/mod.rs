@@ -8,6 +8,7 @@ pub mod instance_profile;
 pub mod policy;
 pub mod references;
 pub mod role;
+pub mod rules_watch;
 #[cfg(test)]
 mod scripted;
 pub mod stores;
@@ -33,6 +34,7 @@ use crate::api::{CommonStatus, DeletionPolicy};
 use crate::conditions::{ADOPT_ANNOTATION, FINALIZER, Readiness, reason, with_ready};
 use crate::context::Context;
 use crate::error::Error;
+use crate::tenancy::Rules;
 use gate::{Gate, Lane};
 use stores::Stores;
 
@@ -65,9 +67,22 @@ pub trait Managed:
     fn status_mut(status: &mut Self::Status) -> &mut CommonStatus;
     fn current_status(&self) -> Option<&Self::Status>;
     fn deletion_policy(&self) -> DeletionPolicy;
+
+    /// The spec checked for what the schema cannot express, before the rules: a malformed
+    /// spec is reported as InvalidSpec whatever the rules would say of it.
+    fn validate(&self, _ctx: &Context) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// The namespace's rules checked against the spec alone, before any AWS call: the hook
+    /// where tenancy is enforced. Checks that need AWS state (adoption, an instance's tags,
+    /// whose association a binding would replace) run in `converge`, still before any write.
+    fn admit(&self, rules: &Rules, ctx: &Context) -> Result<(), Error>;
+
     fn converge(
         &self,
         ctx: &Context,
+        rules: &Rules,
     ) -> impl Future<Output = Result<Converged<Self::Status>, Error>> + Send;
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<(), Error>> + Send;
 
@@ -258,8 +273,7 @@ async fn reconcile_once<K: Managed>(
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     if ctx.settings.dry_run {
         // Dry-run writes nowhere, not even a finalizer or a status.
-        object
-            .converge(ctx)
+        admitted_converge(object.as_ref(), ctx)
             .await
             .map_err(|error| (Phase::Converge, error))?;
         return Ok(Action::requeue(jittered(
@@ -283,8 +297,23 @@ async fn reconcile_once<K: Managed>(
     })
 }
 
-async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Action, Error> {
-    let converged = object.converge(ctx).await?;
+/// The spec validated, the namespace's rules checked against it, then the kind's converge in
+/// the namespace's account.
+async fn admitted_converge<K: Managed>(
+    object: &K,
+    ctx: &Arc<Context>,
+) -> Result<Converged<K::Status>, Error> {
+    object.validate(ctx)?;
+    let rules = ctx.rules_for(&object.namespace().unwrap_or_default())?;
+    object.admit(&rules, ctx)?;
+    let ctx = ctx.for_account(rules.spec.account.as_ref()).await;
+    let mut converged = object.converge(&ctx, &rules).await?;
+    K::status_mut(&mut converged.status).account = Some(ctx.account().to_owned());
+    Ok(converged)
+}
+
+async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Arc<Context>) -> Result<Action, Error> {
+    let converged = admitted_converge(object, ctx).await?;
     announce(ctx, object, &converged.readiness).await;
     write_status(api, object, converged.status, &converged.readiness).await?;
     let key = object_key(object);
@@ -302,7 +331,7 @@ async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Context) -> Result<Ac
     )))
 }
 
-async fn cleanup<K: Managed>(object: &K, ctx: &Context) -> Result<Action, Error> {
+async fn cleanup<K: Managed>(object: &K, ctx: &Arc<Context>) -> Result<Action, Error> {
     if object.deletion_policy() == DeletionPolicy::Retain {
         ctx.event(
             object,
@@ -324,7 +353,22 @@ async fn cleanup<K: Managed>(object: &K, ctx: &Context) -> Result<Action, Error>
             holders.join(", ")
         )));
     }
-    object.cleanup(ctx).await?;
+    // Cleanup acts in the account the namespace's rules name now; an object made in another
+    // (its Tenancy's account changed or went) is not looked for in the wrong one.
+    let rules = ctx.rules_for(&object.namespace().unwrap_or_default())?;
+    let ctx = ctx.for_account(rules.spec.account.as_ref()).await;
+    let created_in = object
+        .current_status()
+        .cloned()
+        .and_then(|mut status| K::status_mut(&mut status).account.take());
+    if let Some(created_in) = created_in.filter(|account| account != ctx.account()) {
+        return Err(Error::Conflict(format!(
+            "created in AWS account {created_in}, but the namespace's rules now reach account {}; \
+             restore the Tenancy's account to delete it there, or remove the finalizer to leave it",
+            ctx.account()
+        )));
+    }
+    object.cleanup(&ctx).await?;
     Ok(Action::await_change())
 }
 
@@ -377,7 +421,7 @@ async fn announce<K: Managed>(ctx: &Context, object: &K, readiness: &Readiness) 
     });
     let warning = matches!(
         readiness.reason,
-        reason::CONFLICT | reason::AWS_ERROR | reason::INVALID_SPEC
+        reason::CONFLICT | reason::AWS_ERROR | reason::INVALID_SPEC | reason::FORBIDDEN
     );
     // A wait that only changes its words ("does not exist" to "not Ready yet") is the same
     // wait; a failure with new words is news.

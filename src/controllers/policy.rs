@@ -4,13 +4,16 @@ use kube::ResourceExt;
 
 use super::stores::Stores;
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
-use super::{Converged, Managed, adopt_requested, left_to_its_owner, log_planned, references};
+use super::{
+    Converged, Managed, adopt_requested, left_to_its_owner, log_planned, references, tags,
+};
 use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
 use crate::aws::iam::{ObservedPolicy, PolicyVersion};
 use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::equivalence;
 use crate::error::Error;
+use crate::tenancy::{AwsKind, Rules};
 
 /// IAM keeps at most five versions of a managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;
@@ -104,13 +107,22 @@ pub fn desired(policy: &IamPolicy, owner: &str) -> Result<Desired, Error> {
     equivalence::check_size(document, equivalence::MANAGED_POLICY_MAX_CHARS)
         .map_err(|problem| Error::InvalidSpec(format!("document: {problem}")))?;
     Ok(Desired {
-        name: spec.name.clone().unwrap_or_else(|| policy.name_any()),
+        name: policy_name(policy),
         path: spec.path.clone().unwrap_or_else(|| "/".into()),
         description: spec.description.clone(),
         document: document.clone(),
         document_json: equivalence::to_iam_json(document),
         tags: desired_tags(&spec.tags, owner),
     })
+}
+
+/// The IAM name of the policy: `spec.name`, or the object's name.
+pub fn policy_name(policy: &IamPolicy) -> String {
+    policy
+        .spec
+        .name
+        .clone()
+        .unwrap_or_else(|| policy.name_any())
 }
 
 fn policy_arn(ctx: &Context, desired: &Desired) -> String {
@@ -151,18 +163,49 @@ impl Managed for IamPolicy {
         self.spec.deletion_policy
     }
 
-    async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+    fn validate(&self, _ctx: &Context) -> Result<(), Error> {
+        desired(self, "").map(drop)
+    }
+
+    fn admit(&self, rules: &Rules, _ctx: &Context) -> Result<(), Error> {
+        rules.check_name(&policy_name(self), "policy")?;
+        rules.check_path(self.spec.path.as_deref())?;
+        rules.check_permissions(&self.spec.document, "document")
+    }
+
+    async fn converge(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+    ) -> Result<Converged<Self::Status>, Error> {
         let owner = ctx.owner_tag_value(self);
-        let desired = desired(self, &owner)?;
+        let mut desired = desired(self, &owner)?;
+        desired.path = rules.check_path(self.spec.path.as_deref())?;
         let arn = policy_arn(ctx, &desired);
+        // A policy is found by its ARN, so a Tenancy that moved the namespace's path would
+        // otherwise make a second copy: the first stays, and so does the refusal.
+        if let Some(old) = self
+            .status
+            .as_ref()
+            .and_then(|status| status.arn.as_deref())
+        {
+            if old != arn {
+                return Err(rules.refuse(
+                    "path",
+                    format!("this policy exists as {old}, not at {arn} where the rules now place it; rolecall leaves it as it is"),
+                ));
+            }
+        }
         let observed = observe(ctx, &arn).await?;
         if let Some(observed) = &observed {
-            ensure_ours(
-                &observed.policy.tags,
-                &owner,
-                adopt_requested(self),
-                &format!("policy {arn}"),
-            )?;
+            let what = format!("policy {arn}");
+            let adopt = adopt_requested(self);
+            if adopt
+                && tags::ownership(&observed.policy.tags, &owner, true) == tags::Ownership::Adopt
+            {
+                rules.check_adoption(AwsKind::Policy, &desired.name, &what)?;
+            }
+            ensure_ours(&observed.policy.tags, &owner, adopt, &what)?;
         }
         let plan = plan(&desired, observed.as_ref());
         let mut state = observed.map(|observed| observed.policy);
@@ -204,9 +247,20 @@ impl Managed for IamPolicy {
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
         let owner = ctx.owner_tag_value(self);
-        let name = self.spec.name.clone().unwrap_or_else(|| self.name_any());
-        let path = self.spec.path.clone().unwrap_or_else(|| "/".into());
-        let arn = format!("{}policy{path}{name}", ctx.iam_arn_prefix);
+        let arn = match self.status.as_ref().and_then(|status| status.arn.clone()) {
+            Some(arn) => arn,
+            // Never written to status (a crash right after creating it): where converge puts it.
+            None => {
+                let namespace = self.namespace().unwrap_or_default();
+                let path = match &self.spec.path {
+                    Some(path) => path.clone(),
+                    None => ctx
+                        .rules_for(&namespace)
+                        .map_or_else(|_| crate::tenancy::default_path(&namespace), |r| r.path),
+                };
+                format!("{}policy{path}{}", ctx.iam_arn_prefix, policy_name(self))
+            }
+        };
         let Some(policy) = ctx.iam.get_policy(&arn).await? else {
             return Ok(());
         };

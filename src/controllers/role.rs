@@ -7,7 +7,7 @@ use kube::{Resource, ResourceExt};
 use super::stores::Stores;
 use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
 use super::{
-    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references,
+    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references, tags,
 };
 use crate::api::{DeletionPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
 use crate::aws::iam::{NewRole, ObservedRole};
@@ -15,6 +15,7 @@ use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::equivalence;
 use crate::error::Error;
+use crate::tenancy::{AwsKind, Rules};
 
 /// IAM's default limit on a trust policy's size.
 pub const TRUST_POLICY_MAX_CHARS: usize = 2048;
@@ -150,6 +151,11 @@ pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Vec<RoleAction> {
     actions
 }
 
+/// The IAM name of the role: `spec.name`, or the object's name.
+pub fn role_name(role: &IamRole) -> String {
+    role.spec.name.clone().unwrap_or_else(|| role.name_any())
+}
+
 /// The trust policy `trustedServices` stands for.
 pub fn service_trust_policy(services: &[String]) -> PolicyDocument {
     serde_json::from_value(serde_json::json!({
@@ -205,7 +211,7 @@ pub fn desired(
         spec.managed_policy_arns.iter().cloned().collect();
     managed_policy_arns.extend(referenced_arns);
     Ok(Desired {
-        name: spec.name.clone().unwrap_or_else(|| role.name_any()),
+        name: role_name(role),
         path: spec.path.clone().unwrap_or_else(|| "/".into()),
         trust_json: equivalence::to_iam_json(&trust),
         trust,
@@ -315,19 +321,52 @@ impl Managed for IamRole {
         self.spec.deletion_policy
     }
 
-    async fn converge(&self, ctx: &Context) -> Result<Converged<Self::Status>, Error> {
+    // The ARNs' account is checked in converge, against the namespace's account.
+    fn validate(&self, _ctx: &Context) -> Result<(), Error> {
+        desired(self, "", BTreeSet::new()).map(drop)
+    }
+
+    fn admit(&self, rules: &Rules, ctx: &Context) -> Result<(), Error> {
+        let spec = &self.spec;
+        rules.check_name(&role_name(self), "role")?;
+        rules.check_path(spec.path.as_deref())?;
+        rules.check_boundary(spec.permissions_boundary.as_deref())?;
+        let (prefix, account) = rules.account(ctx);
+        for arn in &spec.managed_policy_arns {
+            rules.check_managed_policy(arn, &prefix)?;
+        }
+        for (name, document) in &spec.inline_policies {
+            rules.check_permissions(document, &format!("inlinePolicies.{name}"))?;
+        }
+        match (&spec.assume_role_policy, &spec.trusted_services) {
+            (Some(document), _) => rules.check_trust(document, &account),
+            (None, Some(services)) => rules.check_trust(&service_trust_policy(services), &account),
+            (None, None) => Ok(()),
+        }
+    }
+
+    async fn converge(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+    ) -> Result<Converged<Self::Status>, Error> {
         let owner = ctx.owner_tag_value(self);
         check_policy_arns(&self.spec, &ctx.iam_arn_prefix)?;
         let referenced = resolve_policy_refs(self, ctx)?;
-        let desired = desired(self, &owner, referenced)?;
+        let mut desired = desired(self, &owner, referenced)?;
+        desired.path = rules.check_path(self.spec.path.as_deref())?;
+        desired.permissions_boundary =
+            rules.check_boundary(self.spec.permissions_boundary.as_deref())?;
         let observed = observe(ctx, &desired.name).await?;
         if let Some(observed) = &observed {
-            ensure_ours(
-                &observed.role.tags,
-                &owner,
-                adopt_requested(self),
-                &format!("role {}", desired.name),
-            )?;
+            let what = format!("role {}", desired.name);
+            let adopt = adopt_requested(self);
+            if adopt && tags::ownership(&observed.role.tags, &owner, true) == tags::Ownership::Adopt
+            {
+                rules.check_adoption(AwsKind::Role, &desired.name, &what)?;
+            }
+            ensure_ours(&observed.role.tags, &owner, adopt, &what)?;
+            rules.check_arn_path(&observed.role.arn, &what)?;
         }
         let actions = plan(&desired, observed.as_ref());
         let mut arn = observed.as_ref().map(|observed| observed.role.arn.clone());
@@ -368,7 +407,7 @@ impl Managed for IamRole {
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
         let owner = ctx.owner_tag_value(self);
-        let name = self.spec.name.clone().unwrap_or_else(|| self.name_any());
+        let name = role_name(self);
         let Some(role) = ctx.iam.get_role(&name).await? else {
             return Ok(());
         };
@@ -382,7 +421,36 @@ impl Managed for IamRole {
         for policy_name in ctx.iam.inline_role_policies(&name).await?.keys() {
             ctx.iam.delete_role_policy(&name, policy_name).await?;
         }
+        // Only a profile rolecall owns in this cluster gives the role up; one made outside
+        // rolecall keeps it, and the deletion waits until its owner removes it.
+        let cluster_prefix = format!("{}/", ctx.settings.cluster_name);
+        let mut foreign = Vec::new();
+        let mut owned = Vec::new();
         for profile in ctx.iam.instance_profiles_for_role(&name).await? {
+            let ours = ctx
+                .iam
+                .get_instance_profile(&profile)
+                .await?
+                .is_some_and(|observed| {
+                    observed
+                        .tags
+                        .get(crate::conditions::OWNER_TAG)
+                        .is_some_and(|owner| owner.starts_with(&cluster_prefix))
+                });
+            if ours {
+                owned.push(profile);
+            } else {
+                foreign.push(profile);
+            }
+        }
+        if !foreign.is_empty() {
+            // Conflict, not InUse: nothing in the cluster will wake this, so it backs off.
+            return Err(Error::Conflict(format!(
+                "instance profile {} still holds role {name}; rolecall does not own it, so it will not remove the role from it",
+                foreign.join(", ")
+            )));
+        }
+        for profile in owned {
             ctx.iam
                 .remove_role_from_instance_profile(&profile, &name)
                 .await?;

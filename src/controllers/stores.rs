@@ -3,10 +3,12 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Namespace;
 use kube::Resource;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 
-use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile, Tenancy};
 
 /// The stores of one kind, one per watched scope (all namespaces, or each `--watch-namespaces`
 /// entry).
@@ -34,10 +36,7 @@ where
 
     /// Whether every scope's store has listed its objects once.
     pub fn synced(&self) -> bool {
-        use futures::FutureExt;
-        self.0
-            .iter()
-            .all(|store| matches!(store.wait_until_ready().now_or_never(), Some(Ok(()))))
+        self.0.iter().all(ready)
     }
 
     /// Objects in `namespace` for which `pick` holds.
@@ -59,6 +58,10 @@ pub struct Stores {
     pub roles: Scoped<IamRole>,
     pub profiles: Scoped<InstanceProfile>,
     pub bindings: Scoped<Ec2InstanceBinding>,
+    /// The platform team's rules, cluster-wide.
+    pub tenancies: Store<Tenancy>,
+    /// Namespaces' metadata, for the labels Tenancies select by.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
 }
 
 impl Stores {
@@ -67,6 +70,21 @@ impl Stores {
             && self.roles.synced()
             && self.bindings.synced()
             && self.profiles.synced()
+            && ready(&self.tenancies)
+            && ready(&self.namespaces)
+    }
+
+    /// Whether the rules' stores have listed once: until then no namespace's rules are known.
+    pub fn rules_synced(&self) -> bool {
+        ready(&self.tenancies) && ready(&self.namespaces)
+    }
+
+    /// The labels of `namespace`, as last seen (none while unknown: the defaults apply).
+    pub fn namespace_labels(&self, namespace: &str) -> std::collections::BTreeMap<String, String> {
+        self.namespaces
+            .get(&ObjectRef::new(namespace))
+            .and_then(|meta| meta.metadata.labels.clone())
+            .unwrap_or_default()
     }
 
     /// Stores that stay empty: for contexts that run no controller (tools, tests of pure steps).
@@ -79,6 +97,24 @@ impl Stores {
             roles: none(),
             profiles: none(),
             bindings: none(),
+            tenancies: listed_empty(),
+            namespaces: listed_empty(),
         }
     }
+}
+
+fn ready<K: Resource<DynamicType = ()> + Clone + 'static>(store: &Store<K>) -> bool {
+    use futures::FutureExt;
+    matches!(store.wait_until_ready().now_or_never(), Some(Ok(())))
+}
+
+/// A store that has listed nothing, and says so.
+fn listed_empty<K>() -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Init);
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::InitDone);
+    reader
 }

@@ -17,6 +17,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use super::gate::Gate;
 use super::references::{self, Refers};
+use super::rules_watch::{RulesWatch, Triggers, Wakers};
 use super::stores::{Scoped, Stores};
 use super::{Managed, error_policy, gated, kind_name};
 use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
@@ -32,6 +33,9 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 pub struct Controllers {
     scopes: Vec<Scope>,
     pub stores: Stores,
+    client: Client,
+    rules: RulesWatch,
+    wakers: Wakers,
 }
 
 struct Scope {
@@ -64,11 +68,15 @@ impl Controllers {
             scopes.iter().map(|_| Reflector::new()).collect();
         let bindings: Vec<Reflector<Ec2InstanceBinding>> =
             scopes.iter().map(|_| Reflector::new()).collect();
+        let (rules, tenancies, namespaces) = RulesWatch::new();
+        let mut wakers = Wakers::default();
         let stores = Stores {
             policies: Scoped::new(policies.iter().map(|r| r.reader.clone()).collect()),
             roles: Scoped::new(roles.iter().map(|r| r.reader.clone()).collect()),
             profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
             bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
+            tenancies,
+            namespaces,
         };
         let mut built = Vec::new();
         let reflectors = policies.into_iter().zip(roles).zip(profiles).zip(bindings);
@@ -79,9 +87,13 @@ impl Controllers {
             let binding_store = binding.reader.clone();
 
             // A role that goes (or stops naming a policy) may release a policy being deleted.
-            let policies = primary(apis.api(), policy)
+            let policy_triggers = wakers.policies.register(policy.reader.clone());
+            let role_triggers = wakers.roles.register(role.reader.clone());
+            let profile_triggers = wakers.profiles.register(profile.reader.clone());
+            let binding_triggers = wakers.bindings.register(binding.reader.clone());
+            let policies = primary(apis.api(), policy, policy_triggers)
                 .watches_stream(secondary(apis.api::<IamRole>()), held_by::<IamRole, _>());
-            let roles = primary(apis.api(), role)
+            let roles = primary(apis.api(), role, role_triggers)
                 .watches_stream(
                     secondary(apis.api::<IamPolicy>()),
                     dependents_of::<IamPolicy, _>(role_store),
@@ -90,7 +102,7 @@ impl Controllers {
                     secondary(apis.api::<InstanceProfile>()),
                     held_by::<InstanceProfile, _>(),
                 );
-            let profiles = primary(apis.api(), profile)
+            let profiles = primary(apis.api(), profile, profile_triggers)
                 .watches_stream(
                     secondary(apis.api::<IamRole>()),
                     dependents_of::<IamRole, _>(profile_store),
@@ -99,7 +111,7 @@ impl Controllers {
                     secondary(apis.api::<Ec2InstanceBinding>()),
                     held_by::<Ec2InstanceBinding, _>(),
                 );
-            let mut bindings = primary(apis.api(), binding).watches_stream(
+            let mut bindings = primary(apis.api(), binding, binding_triggers).watches_stream(
                 secondary(apis.api::<InstanceProfile>()),
                 dependents_of::<InstanceProfile, _>(binding_store.clone()),
             );
@@ -121,6 +133,9 @@ impl Controllers {
         Self {
             scopes: built,
             stores,
+            client: client.clone(),
+            rules,
+            wakers,
         }
     }
 
@@ -162,6 +177,17 @@ impl Controllers {
 
         let [policy_gate, role_gate, profile_gate, binding_gate] = gates;
         let mut running = Vec::new();
+        let rules = self.rules.run(self.client.clone(), self.wakers);
+        let stop = shutdown.clone();
+        running.push(
+            async move {
+                tokio::select! {
+                    () = rules => tracing::warn!("the watch of the tenancy rules ended"),
+                    () = stop => {}
+                }
+            }
+            .boxed(),
+        );
         for scope in self.scopes {
             running.push(drive(scope.policies, &policy_gate, &ctx, shutdown.clone()));
             running.push(drive(scope.roles, &role_gate, &ctx, shutdown.clone()));
@@ -202,7 +228,7 @@ fn apis_for(client: &Client, scope: &Option<String>) -> Apis {
 /// The controller of one kind in one scope, fed by its own trimmed store. Only changes a
 /// reconcile must act on trigger it: the spec (generation), deletion, finalizers and the adopt
 /// annotation. Its own status writes do not wake it again.
-fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>) -> Controller<K> {
+fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>, rules: Triggers<K>) -> Controller<K> {
     let stream = watcher(api, watcher::Config::default())
         .default_backoff()
         .modify(trim)
@@ -211,6 +237,9 @@ fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>) -> Controller<K> {
         .predicate_filter(primary_trigger::<K>, PredicateConfig::default());
     // Unlimited here: the gates limit and order the work (see controllers::gate).
     Controller::for_stream(stream, reflector.reader)
+        // A Tenancy's change may concern any object; a namespace's labels, its objects.
+        .reconcile_all_on(rules.every)
+        .reconcile_on(rules.some)
 }
 
 /// Another kind's changes, as far as they matter to the objects that refer to it or that it

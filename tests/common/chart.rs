@@ -72,3 +72,18 @@ pub fn cluster_role() -> ClusterRole {
         .expect("the chart renders a ClusterRole by default");
     serde_yaml::from_value(role).expect("a valid ClusterRole")
 }
+
+/// The chart's read-only ClusterRole for Tenancies and namespaces (rendered with its
+/// default values), bound cluster-wide in every watch mode.
+pub fn tenancy_reader_role() -> ClusterRole {
+    let yaml = render(
+        "rolecall",
+        "rolecall",
+        &["--show-only", "templates/clusterrole-tenancy.yaml"],
+    );
+    let role = documents(&yaml)
+        .into_iter()
+        .find(|document| document["kind"] == "ClusterRole")
+        .expect("the chart renders the tenancy reader ClusterRole");
+    serde_yaml::from_value(role).expect("a valid ClusterRole")
+}

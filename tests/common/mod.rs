@@ -80,7 +80,47 @@ pub async fn install_crds(client: &Client) {
         .await;
 }
 
-/// Applies `crds/` to the cluster of `client` (another cluster than the shared one, say).
+/// The Tenancy granting the test namespaces (labelled `rolecall.dev/test: "true"` by
+/// [`fresh_namespace`]) everything the tests of other behaviour need: the old permissive
+/// behaviour, so that each test exercises its own subject. tests/tenancy.rs uses namespaces
+/// without that label to test the rules and the defaults.
+pub const TEST_TENANCY: &str = "rolecall-tests";
+
+/// Applies the [`TEST_TENANCY`] (server-side apply, idempotent).
+pub async fn apply_test_tenancy(client: &Client) {
+    let tenancy = serde_json::json!({
+        "apiVersion": "iam.rolecall.dev/v1alpha1",
+        "kind": "Tenancy",
+        "metadata": { "name": TEST_TENANCY },
+        "spec": {
+            "namespaceSelector": { "matchLabels": { "rolecall.dev/test": "true" } },
+            "path": "/",
+            "managedPolicies": ["*"],
+            "allowPrivilegeEscalation": true,
+            "trust": {
+                "accounts": (0..100).map(|i| format!("{:012}", 100_000_000_000u64 + i)).collect::<Vec<_>>(),
+                "federated": ["*"],
+            },
+            "references": { "roles": ["*"], "instanceProfiles": ["*"] },
+            "instances": { "matchTags": {}, "replaceUnownedAssociations": true },
+            "adopt": { "roles": ["*"], "policies": ["*"], "instanceProfiles": ["*"] },
+        },
+    });
+    let api: Api<kube::api::DynamicObject> = Api::all_with(
+        client.clone(),
+        &kube::api::ApiResource::erase::<rolecall::api::Tenancy>(&()),
+    );
+    api.patch(
+        TEST_TENANCY,
+        &PatchParams::apply("rolecall-tests").force(),
+        &Patch::Apply(&tenancy),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("applying Tenancy {TEST_TENANCY}: {e}"));
+}
+
+/// Applies `crds/` to the cluster of `client` (another cluster than the shared one, say),
+/// and the [`TEST_TENANCY`].
 pub async fn install_crds_into(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply("rolecall-tests").force();
@@ -100,6 +140,7 @@ pub async fn install_crds_into(client: &Client) {
         )
         .await;
     }
+    apply_test_tenancy(client).await;
 }
 
 pub fn is_established(crd: &CustomResourceDefinition) -> bool {

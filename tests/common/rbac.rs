@@ -112,6 +112,12 @@ pub async fn chart_service_account_client(admin: &Client) -> Client {
             let name = "rolecall-test-chart-rules";
             apply_cluster_role(admin, name, role.rules.unwrap_or_default()).await;
             bind_cluster_wide(admin, name, TEST_ACCOUNT_NAMESPACE, TEST_ACCOUNT).await;
+            let reader = "rolecall-test-chart-tenancy-reader";
+            let rules = super::chart::tenancy_reader_role()
+                .rules
+                .unwrap_or_default();
+            apply_cluster_role(admin, reader, rules).await;
+            bind_cluster_wide(admin, reader, TEST_ACCOUNT_NAMESPACE, TEST_ACCOUNT).await;
             let user = service_account_user(TEST_ACCOUNT_NAMESPACE, TEST_ACCOUNT);
             let client = impersonating_client(&user).await;
             wait_until_allowed(&client, None, "iam.rolecall.dev", "iampolicies", "watch").await;
