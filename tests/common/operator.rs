@@ -26,6 +26,8 @@ pub struct Options {
     pub also_watch: Vec<String>,
     /// `--aws-attempt-timeout` and `--aws-call-timeout`, when not the defaults.
     pub aws_timeouts: Option<(Duration, Duration)>,
+    /// `--cluster-name`, when not `test`.
+    pub cluster_name: Option<String>,
 }
 
 impl Default for Options {
@@ -36,6 +38,7 @@ impl Default for Options {
             endpoint: None,
             also_watch: vec![],
             aws_timeouts: None,
+            cluster_name: None,
         }
     }
 }
@@ -75,7 +78,10 @@ impl Operator {
         }
         let aws = AwsClients::from_args(&args).await;
         let settings = Settings {
-            cluster_name: "test".into(),
+            cluster_name: options
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| "test".into()),
             dry_run: options.dry_run,
             resync: options.resync,
         };
