@@ -540,11 +540,19 @@ async fn delete_removes_aws_objects_and_retain_leaves_them() {
         .unwrap();
     wait_reason(&env.roles, "doomed", "Available").await;
     wait_reason(&env.roles, "kept", "Available").await;
-    // An instance profile holding the role must not block its deletion.
+    // An instance profile of rolecall's (tagged by this cluster) holding the role must not
+    // block its deletion. One made outside rolecall does: tests/tenancy.rs.
     env.aws
         .iam
         .create_instance_profile()
         .instance_profile_name(&doomed)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("rolecall.dev/owner")
+                .value(format!("test/{}/other-profile", env.namespace))
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -604,6 +612,26 @@ async fn delete_removes_aws_objects_and_retain_leaves_them() {
         .send()
         .await;
     assert!(policy_gone.is_err(), "Delete left the policy in AWS");
+    let profile = env
+        .aws
+        .iam
+        .get_instance_profile()
+        .instance_profile_name(&doomed)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        profile.instance_profile().unwrap().roles().is_empty(),
+        "the role is still in the profile"
+    );
+    // The stand-in for another rolecall object's profile goes with it.
+    env.aws
+        .iam
+        .delete_instance_profile()
+        .instance_profile_name(&doomed)
+        .send()
+        .await
+        .unwrap();
     // The leak check sees the retained role (tagged, its object gone); once removed by hand,
     // nothing of the namespace is left.
     let leaks = common::leaks::leaks(&env.client, &env.aws, &env.namespace).await;

@@ -111,17 +111,28 @@ async fn apply_tenancy(client: &Client, name: &str, spec: Value) {
     .unwrap_or_else(|e| panic!("applying Tenancy {name}: {e}"));
 }
 
-/// Waits for `Forbidden` and checks the message names `source` and `rule`.
+/// Waits until the object is `Forbidden` by `source` under `rule` (an earlier refusal, by
+/// other rules, may still be showing), and returns the message.
 async fn forbidden<K>(api: &Api<K>, name: &str, source: &str, rule: &str) -> String
 where
     K: Clone + DeserializeOwned + std::fmt::Debug + Ready,
 {
-    let object = wait_reason(api, name, "Forbidden").await;
-    let (status, _, message) = object.ready().expect("a Ready condition");
-    assert_eq!(status, "False");
-    assert!(message.contains(source), "{message}");
-    assert!(message.contains(&format!("(rule {rule})")), "{message}");
-    message
+    let marker = format!("(rule {rule})");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let ready = api.get(name).await.ok().and_then(|object| object.ready());
+        if let Some((status, reason, message)) = &ready {
+            if reason == "Forbidden" && message.contains(source) && message.contains(&marker) {
+                assert_eq!(status, "False");
+                return message.clone();
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} not Forbidden by {source} {marker} within {WAIT:?}: last {ready:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn role_tags(aws: &AwsClients, name: &str) -> Vec<(String, String)> {
@@ -364,14 +375,13 @@ async fn bindings_reach_only_instances_and_profiles_the_tenancy_allows() {
     assert_eq!(associated_profile(&t.aws, &theirs).await, None);
 
     // Our own instance, carrying the tag: bound.
+    // A merge patch replaces the list (server-side apply would add to a set owned by another
+    // field manager).
     bindings
         .patch(
             "grab",
-            &PatchParams::apply("rolecall-tenancy-test").force(),
-            &Patch::Apply(json!({
-                "apiVersion": "iam.rolecall.dev/v1alpha1", "kind": "Ec2InstanceBinding",
-                "spec": { "instanceProfileName": t.name("admin"), "instanceIds": [ours] },
-            })),
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": { "instanceIds": [ours] } })),
         )
         .await
         .unwrap();
@@ -704,7 +714,7 @@ async fn namespaces_in_two_accounts_create_the_same_role_name_apart() {
     let accounts = [("111111111111", &first), ("222222222222", &second)];
     for (account, t) in accounts {
         t.set_tenancy(json!({ "account": {
-            "roleArn": format!("arn:aws:iam::{account}:role/rolecall"),
+            "roleArn": format!("arn:aws:iam::{account}:role/rolecall/operator"),
             "externalId": format!("rolecall-{}", t.namespace),
         } }))
         .await;
@@ -726,7 +736,10 @@ async fn namespaces_in_two_accounts_create_the_same_role_name_apart() {
         );
         let there = t
             .aws
-            .assuming(&format!("arn:aws:iam::{account}:role/rolecall"), None)
+            .assuming(
+                &format!("arn:aws:iam::{account}:role/rolecall/operator"),
+                None,
+            )
             .await;
         let found = there.iam.get_role().role_name(&name).send().await.unwrap();
         let tags = found.role().unwrap().tags();
@@ -753,7 +766,7 @@ async fn namespaces_in_two_accounts_create_the_same_role_name_apart() {
         async move { matches!(roles.get_opt("shared").await, Ok(None)).then_some(()) }
     })
     .await;
-    let there = |account: &str| format!("arn:aws:iam::{account}:role/rolecall");
+    let there = |account: &str| format!("arn:aws:iam::{account}:role/rolecall/operator");
     let a = first.aws.assuming(&there("111111111111"), None).await;
     let b = first.aws.assuming(&there("222222222222"), None).await;
     assert!(a.iam.get_role().role_name(&name).send().await.is_err());

@@ -184,17 +184,12 @@ impl Managed for IamPolicy {
         let arn = policy_arn(ctx, &desired);
         // A policy is found by its ARN, so a Tenancy that moved the namespace's path would
         // otherwise make a second copy: the first stays, and so does the refusal.
-        if let Some(old) = self
-            .status
-            .as_ref()
-            .and_then(|status| status.arn.as_deref())
-        {
-            if old != arn {
-                return Err(rules.refuse(
-                    "path",
-                    format!("this policy exists as {old}, not at {arn} where the rules now place it; rolecall leaves it as it is"),
-                ));
-            }
+        let recorded = self.status.as_ref().and_then(|s| s.arn.as_deref());
+        if let Some(old) = recorded.filter(|old| *old != arn) {
+            return Err(rules.refuse(
+                "path",
+                format!("this policy exists as {old}, not at {arn} where the rules now place it; rolecall leaves it as it is"),
+            ));
         }
         let observed = observe(ctx, &arn).await?;
         if let Some(observed) = &observed {

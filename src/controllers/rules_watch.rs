@@ -205,7 +205,6 @@ where
                 Ok(watcher::Event::Delete(object)) => {
                     let name = object.name_any();
                     seen.remove(&name);
-                    drop(note);
                     changed.push(Seen::Changed(name));
                 }
                 Ok(watcher::Event::Init) => listed.clear(),
@@ -214,7 +213,6 @@ where
                     note(&mut seen, &object);
                 }
                 Ok(watcher::Event::InitDone) => {
-                    drop(note);
                     // A relist after a broken watch: what it no longer holds went meanwhile.
                     let gone: Vec<String> = seen
                         .keys()
