@@ -176,6 +176,9 @@ pub fn jittered(period: Duration, spread: f64) -> Duration {
     period.mul_f64(1.0 - spread + 2.0 * spread * unit)
 }
 
+/// How soon to look again after acting on a stale cached copy.
+pub const STALE_CACHE_RETRY: Duration = Duration::from_millis(500);
+
 /// Drift checks spread ±10% around the resync period.
 const RESYNC_SPREAD: f64 = 0.1;
 /// Retries spread ±25% around their backoff step: after an outage, objects do not come back
@@ -281,14 +284,21 @@ async fn reconcile_once<K: Managed>(
             RESYNC_SPREAD,
         )));
     }
-    finalizer::finalizer(&api, FINALIZER, object, |event| async {
+    let result = finalizer::finalizer(&api, FINALIZER, object, |event| async {
         match event {
             FinalizerEvent::Apply(object) => apply(&api, &object, ctx).await,
             FinalizerEvent::Cleanup(object) => cleanup(object.as_ref(), ctx).await,
         }
     })
-    .await
-    .map_err(|error| match error {
+    .await;
+    // The finalizer patch tests the finalizers it saw: a 422 means this reconcile ran on a
+    // cached copy older than its own earlier write, whose watch event is on its way.
+    if let Err(finalizer::Error::AddFinalizer(kube::Error::Api(status))) = &result {
+        if status.code == 422 {
+            return Ok(Action::requeue(STALE_CACHE_RETRY));
+        }
+    }
+    result.map_err(|error| match error {
         finalizer::Error::ApplyFailed(error) => (Phase::Converge, error),
         finalizer::Error::CleanupFailed(error) => (Phase::Cleanup, error),
         finalizer::Error::AddFinalizer(error) => (Phase::Converge, Error::Kube(error)),

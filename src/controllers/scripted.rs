@@ -66,6 +66,17 @@ fn context() -> (Arc<Context>, Handle) {
 
 /// Answers the next request after checking its method and path; returns its JSON body.
 async fn expect(handle: &mut Handle, method: Method, path: &str, answer: Value) -> Value {
+    expect_with(handle, method, path, 200, answer).await
+}
+
+/// As [`expect`], answering with the HTTP status `code`.
+async fn expect_with(
+    handle: &mut Handle,
+    method: Method,
+    path: &str,
+    code: u16,
+    answer: Value,
+) -> Value {
     let (request, respond) = handle.next_request().await.expect("a request");
     assert_eq!(request.method(), method, "{}", request.uri());
     assert_eq!(request.uri().path(), path);
@@ -76,6 +87,7 @@ async fn expect(handle: &mut Handle, method: Method, path: &str, answer: Value) 
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     respond.send_response(
         Response::builder()
+            .status(code)
             .body(Body::from(serde_json::to_vec(&answer).unwrap()))
             .unwrap(),
     );
@@ -131,6 +143,27 @@ async fn a_new_object_gets_the_finalizer_first_and_nothing_else() {
         action,
         Action::await_change(),
         "the finalizer's own event wakes it"
+    );
+}
+
+/// A reconcile that ran on a cached copy older than its own finalizer write gets a 422 for
+/// the JSON patch's test: the cache is behind, nothing failed. It looks again soon, and
+/// reports, writes and counts nothing as an error.
+#[tokio::test]
+async fn a_finalizer_patch_refused_as_stale_is_retried_quietly() {
+    let stale = json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid",
+        "message": "the server rejected our request due to an error in our request", "code": 422,
+    });
+    let (action, ctx) = run(role(waiting_spec(), false, None), async |server| {
+        expect_with(server, Method::PATCH, ROLE_PATH, 422, stale).await;
+    })
+    .await;
+    assert_eq!(action, Action::requeue(super::STALE_CACHE_RETRY));
+    let metrics = ctx.telemetry.metrics.render(None);
+    assert!(
+        !metrics.contains("result=\"error\"} 1"),
+        "a stale cache is not an error: {metrics}"
     );
 }
 
