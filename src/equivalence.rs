@@ -61,24 +61,19 @@ pub fn decode_iam_document(raw: &str) -> Result<Value, DocumentError> {
 }
 
 fn percent_decode(raw: &str) -> Result<Vec<u8>, DocumentError> {
+    // percent-encoding passes a malformed escape through as literal text; IAM never sends one,
+    // so it is reported, with its position, instead of being read as part of the document.
     let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut position = 0;
-    while position < bytes.len() {
-        if bytes[position] == b'%' {
-            let byte = bytes
+    let malformed = bytes.iter().enumerate().find(|&(position, &byte)| {
+        byte == b'%'
+            && !bytes
                 .get(position + 1..position + 3)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or(DocumentError::InvalidEscape { position })?;
-            decoded.push(byte);
-            position += 3;
-        } else {
-            decoded.push(bytes[position]);
-            position += 1;
-        }
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if let Some((position, _)) = malformed {
+        return Err(DocumentError::InvalidEscape { position });
     }
-    Ok(decoded)
+    Ok(percent_encoding::percent_decode(bytes).collect())
 }
 
 /// The compact JSON to send to IAM, with the Version made explicit.

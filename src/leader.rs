@@ -44,6 +44,9 @@ pub struct LeaderArgs {
 pub enum LeaderError {
     #[error("lost the leader lease; exiting so that a fresh process stands for election")]
     Lost,
+
+    #[error("the leader election task stopped ({0}); exiting so that a fresh process stands")]
+    Stopped(String),
 }
 
 /// This process's identity in the Lease: the pod (or host) name and a random suffix, so two
@@ -116,13 +119,27 @@ where
         "standing by for the leader lease");
 
     let acquired = tokio::select! {
-        () = shutdown.clone() => false,
-        changed = leading.wait_for(|leads| *leads) => changed.is_ok(),
+        () = shutdown.clone() => None,
+        changed = leading.wait_for(|leads| *leads) => Some(changed.is_ok()),
     };
-    if !acquired {
-        drop(leading);
-        let _ = lease_task.await;
-        return Ok(());
+    match acquired {
+        None => {
+            drop(leading);
+            let _ = lease_task.await;
+            return Ok(());
+        }
+        // The lease task closed the channel without being asked to: it ended on its own,
+        // and this stand-by would otherwise wait forever, looking healthy.
+        Some(false) => {
+            let why = match lease_task.await {
+                Ok(Ok(_)) => "ended".to_owned(),
+                Ok(Err(error)) => error.to_string(),
+                Err(error) => error.to_string(),
+            };
+            health.task_stopped("the leader election");
+            return Err(LeaderError::Stopped(why));
+        }
+        Some(true) => {}
     }
     health.set_leadership(Leadership::Leading);
     tracing::info!(%identity, "acquired the leader lease: reconciling");

@@ -55,7 +55,7 @@ fn run_fault_proxy(args: rolecall::faultproxy::FaultProxyArgs) -> Result<(), std
 fn write_crds(dir: &std::path::Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for crd in api::crds() {
-        let yaml = serde_yaml::to_string(&crd).map_err(std::io::Error::other)?;
+        let yaml = serde_norway::to_string(&crd).map_err(std::io::Error::other)?;
         std::fs::write(dir.join(api::crd_file_name(&crd)), yaml)?;
     }
     Ok(())

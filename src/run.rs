@@ -1,6 +1,7 @@
 //! `rolecall run`: the operator process. Builds the clients and the controllers (see
 //! `controllers::wiring`), stands for the lease when asked, and stops cleanly (in-flight
-//! reconciles finish) on SIGTERM or Ctrl-C.
+//! reconciles finish) on SIGTERM or Ctrl-C, or with an error when a long-running task
+//! (a controller, the lease, the HTTP server) stops on its own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,14 +108,40 @@ pub async fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send 
             .health
             .set_leadership(crate::telemetry::Leadership::Starting);
     }
-    let shutdown = shutdown_signal().shared();
+    let signal = shutdown_signal().shared();
 
     let (address, server) =
-        crate::telemetry::bind(args.http_address, telemetry.clone(), shutdown.clone())
+        crate::telemetry::bind(args.http_address, telemetry.clone(), signal.clone())
             .await
             .map_err(|error| format!("cannot listen on {}: {error}", args.http_address))?;
     tracing::info!("serving /metrics, /healthz and /readyz on http://{address}");
-    let server = tokio::spawn(server);
+    let serving = tokio::spawn(server);
+    // Spawned apart from the server, so that a panic in it is seen here too.
+    let server = tokio::spawn(telemetry.health.supervise(
+        "the HTTP server",
+        async move {
+            match serving.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the HTTP server failed"),
+                Err(error) => tracing::error!(%error, "the HTTP server panicked"),
+            }
+        },
+        signal.clone(),
+    ));
+    // The controllers and the lease stop on a signal, or when any long-running task has
+    // stopped on its own (then the process exits non-zero, so Kubernetes restarts it).
+    let shutdown = {
+        let stopped = telemetry.health.stopped();
+        let signal = signal.clone();
+        async move {
+            tokio::select! {
+                () = signal => {},
+                () = stopped => {},
+            }
+        }
+        .boxed()
+        .shared()
+    };
 
     let client = Client::try_default().await?;
     let aws = AwsClients::from_args(&args.aws).await;
@@ -166,6 +193,11 @@ pub async fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send 
         tracing::error!(%error, "stopping");
         return Err(error.into());
     }
+    if let Some(task) = telemetry.health.stopped_task() {
+        tracing::error!(%task, "stopped on its own; exiting");
+        return Err(format!("{task} stopped before shutdown").into());
+    }
+    // The HTTP server drains its connections on the same signal.
     let _ = server.await;
     tracing::info!("rolecall stopped");
     Ok(())

@@ -241,7 +241,8 @@ fn the_argocd_cm_snippet_carries_the_script_for_every_kind() {
     let script = std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/health.lua")).unwrap();
     let text =
         std::fs::read_to_string(Path::new(ROOT).join("deploy/argocd/argocd-cm.yaml")).unwrap();
-    let config: serde_yaml::Value = serde_yaml::from_str(&text).expect("argocd-cm.yaml is YAML");
+    let config: serde_norway::Value =
+        serde_norway::from_str(&text).expect("argocd-cm.yaml is YAML");
     assert_eq!(config["metadata"]["name"], "argocd-cm");
     let data = config["data"].as_mapping().expect("data");
     assert_eq!(data.len(), KINDS.len());

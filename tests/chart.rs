@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::chart::{CHART, documents, render, run, run_ok};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 fn ci_values(name: &str) -> String {
     format!("{CHART}/ci/{name}")

@@ -45,7 +45,7 @@ fn assert_directory_matches(relative: &str) {
     let mut expected_files = Vec::new();
     for crd in &generated {
         let file = rolecall::api::crd_file_name(crd);
-        let want = serde_yaml::to_string(crd).unwrap();
+        let want = serde_norway::to_string(crd).unwrap();
         let have = std::fs::read_to_string(dir.join(&file)).unwrap_or_default();
         assert!(
             have == want,

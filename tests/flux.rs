@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::chart::{CHART, documents, run_ok};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -65,7 +65,7 @@ fn the_helm_release_replaces_crds_and_its_values_pass_the_chart_schema() {
         "{file}: no chart at {chart}"
     );
 
-    let values = serde_yaml::to_string(&release["spec"]["values"]).expect("values as YAML");
+    let values = serde_norway::to_string(&release["spec"]["values"]).expect("values as YAML");
     let values_file =
         std::env::temp_dir().join(format!("rolecall-flux-values-{}.yaml", std::process::id()));
     std::fs::write(&values_file, values).expect("writing the values file");

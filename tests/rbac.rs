@@ -337,7 +337,7 @@ fn lease_rules() -> Vec<PolicyRule> {
         .into_iter()
         .find(|document| document["kind"] == "Role")
         .expect("the chart renders the leader-election Role by default");
-    let role: Role = serde_yaml::from_value(role).expect("a valid Role");
+    let role: Role = serde_norway::from_value(role).expect("a valid Role");
     role.rules.unwrap_or_default()
 }
 
@@ -345,7 +345,7 @@ fn lease_rules() -> Vec<PolicyRule> {
 fn impersonating_kubeconfig(user: &str, label: &str) -> PathBuf {
     let source = std::env::var("KUBECONFIG").expect("KUBECONFIG is set");
     let text = std::fs::read_to_string(&source).expect("readable KUBECONFIG");
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig YAML");
+    let mut config: serde_norway::Value = serde_norway::from_str(&text).expect("kubeconfig YAML");
     for entry in config["users"].as_sequence_mut().expect("kubeconfig users") {
         entry["user"]["as"] = user.into();
     }
@@ -353,7 +353,7 @@ fn impersonating_kubeconfig(user: &str, label: &str) -> PathBuf {
         "rolecall-rbac-{label}-{}.kubeconfig",
         std::process::id()
     ));
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).expect("writing kubeconfig");
+    std::fs::write(&path, serde_norway::to_string(&config).unwrap()).expect("writing kubeconfig");
     path
 }
 

@@ -121,11 +121,13 @@ where
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let ready = api.get(name).await.ok().and_then(|object| object.ready());
-        if let Some((status, reason, message)) = &ready {
-            if reason == "Forbidden" && message.contains(source) && message.contains(&marker) {
-                assert_eq!(status, "False");
-                return message.clone();
-            }
+        if let Some((status, reason, message)) = &ready
+            && reason == "Forbidden"
+            && message.contains(source)
+            && message.contains(&marker)
+        {
+            assert_eq!(status, "False");
+            return message.clone();
         }
         assert!(
             std::time::Instant::now() < deadline,

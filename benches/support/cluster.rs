@@ -49,7 +49,7 @@ pub async fn install_crds(client: &Client) {
             continue;
         }
         let crd: CustomResourceDefinition =
-            serde_yaml::from_str(&std::fs::read_to_string(&path).expect("CRD file"))
+            serde_norway::from_str(&std::fs::read_to_string(&path).expect("CRD file"))
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let name = crd.name_any();
         api.patch(&name, &params, &Patch::Apply(&crd))

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_async::future::pagination_stream::PaginationStream;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 use super::error::{AwsError, ErrorClass};
@@ -144,12 +145,50 @@ impl ServiceCalls {
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
     {
+        self.refuse_fenced(kind, operation)?;
+        let result = request.await;
+        self.count(kind, operation, result)
+    }
+
+    /// Reads every page of an SDK paginator (`into_paginator().send()`), counting each page
+    /// as one call, and hands each page to `each`. Stops at the first error.
+    pub async fn pages<T, E>(
+        &self,
+        kind: CallKind,
+        operation: &'static str,
+        mut pages: PaginationStream<Result<T, SdkError<E, HttpResponse>>>,
+        mut each: impl FnMut(T),
+    ) -> Result<(), AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        loop {
+            self.refuse_fenced(kind, operation)?;
+            let Some(page) = pages.next().await else {
+                return Ok(());
+            };
+            each(self.count(kind, operation, page)?);
+        }
+    }
+
+    fn refuse_fenced(&self, kind: CallKind, operation: &'static str) -> Result<(), AwsError> {
         if kind == CallKind::Write && self.log.writes_fenced() {
             return Err(AwsError::not_leader(operation));
         }
-        let result = request
-            .await
-            .map_err(|error| AwsError::from_sdk(operation, error));
+        Ok(())
+    }
+
+    /// Counts one answered (or failed) request and classifies its error.
+    fn count<T, E>(
+        &self,
+        kind: CallKind,
+        operation: &'static str,
+        result: Result<T, SdkError<E, HttpResponse>>,
+    ) -> Result<T, AwsError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let result = result.map_err(|error| AwsError::from_sdk(operation, error));
         let outcome = match &result {
             Ok(_) => Outcome::Ok,
             Err(error) => Outcome::Failed(error.class),

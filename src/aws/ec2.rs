@@ -64,47 +64,42 @@ impl Ec2 {
                 .build(),
         );
         let mut instances = Vec::new();
-        let mut token = None;
-        loop {
-            let output = self
-                .calls
-                .call(
-                    CallKind::Read,
-                    "DescribeInstances",
-                    self.client
-                        .describe_instances()
-                        .set_filters(Some(request_filters.clone()))
-                        .set_next_token(token)
-                        .send(),
-                )
-                .await?;
-            for reservation in output.reservations() {
-                for instance in reservation.instances() {
-                    let Some(instance_id) = instance.instance_id() else {
-                        continue;
-                    };
-                    instances.push(Instance {
-                        instance_id: instance_id.to_owned(),
-                        tags: instance
-                            .tags()
-                            .iter()
-                            .filter_map(|tag| {
-                                Some((
-                                    tag.key()?.to_owned(),
-                                    tag.value().unwrap_or_default().to_owned(),
-                                ))
-                            })
-                            .collect(),
-                    });
-                }
-            }
-            token = output.next_token;
-            if token.as_deref().is_none_or(str::is_empty) {
-                instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-                instances.dedup_by(|a, b| a.instance_id == b.instance_id);
-                return Ok(instances);
-            }
-        }
+        self.calls
+            .pages(
+                CallKind::Read,
+                "DescribeInstances",
+                self.client
+                    .describe_instances()
+                    .set_filters(Some(request_filters))
+                    .into_paginator()
+                    .send(),
+                |output| {
+                    for reservation in output.reservations() {
+                        for instance in reservation.instances() {
+                            let Some(instance_id) = instance.instance_id() else {
+                                continue;
+                            };
+                            instances.push(Instance {
+                                instance_id: instance_id.to_owned(),
+                                tags: instance
+                                    .tags()
+                                    .iter()
+                                    .filter_map(|tag| {
+                                        Some((
+                                            tag.key()?.to_owned(),
+                                            tag.value().unwrap_or_default().to_owned(),
+                                        ))
+                                    })
+                                    .collect(),
+                            });
+                        }
+                    }
+                },
+            )
+            .await?;
+        instances.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+        instances.dedup_by(|a, b| a.instance_id == b.instance_id);
+        Ok(instances)
     }
 
     /// Current (associating or associated) associations of these instances.
@@ -114,56 +109,56 @@ impl Ec2 {
     ) -> Result<Vec<Association>, AwsError> {
         let mut associations = Vec::new();
         for chunk in instance_ids.chunks(100) {
-            let mut token = None;
-            loop {
-                let output = self
-                    .calls
-                    .call(
-                        CallKind::Read,
-                        "DescribeIamInstanceProfileAssociations",
-                        self.client
-                            .describe_iam_instance_profile_associations()
-                            .filters(
-                                Filter::builder()
-                                    .name("instance-id")
-                                    .set_values(Some(chunk.to_vec()))
-                                    .build(),
-                            )
-                            .filters(
-                                Filter::builder()
-                                    .name("state")
-                                    .values("associating")
-                                    .values("associated")
-                                    .build(),
-                            )
-                            .set_next_token(token)
-                            .send(),
-                    )
-                    .await?;
-                for association in output.iam_instance_profile_associations() {
-                    let state = association
-                        .state()
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default();
-                    if state != "associating" && state != "associated" {
-                        continue;
-                    }
-                    associations.push(Association {
-                        association_id: association.association_id().unwrap_or_default().to_owned(),
-                        instance_id: association.instance_id().unwrap_or_default().to_owned(),
-                        profile_arn: association
-                            .iam_instance_profile()
-                            .and_then(|profile| profile.arn())
-                            .unwrap_or_default()
-                            .to_owned(),
-                        state,
-                    });
-                }
-                token = output.next_token;
-                if token.as_deref().is_none_or(str::is_empty) {
-                    break;
-                }
-            }
+            self.calls
+                .pages(
+                    CallKind::Read,
+                    "DescribeIamInstanceProfileAssociations",
+                    self.client
+                        .describe_iam_instance_profile_associations()
+                        .filters(
+                            Filter::builder()
+                                .name("instance-id")
+                                .set_values(Some(chunk.to_vec()))
+                                .build(),
+                        )
+                        .filters(
+                            Filter::builder()
+                                .name("state")
+                                .values("associating")
+                                .values("associated")
+                                .build(),
+                        )
+                        .into_paginator()
+                        .send(),
+                    |output| {
+                        for association in output.iam_instance_profile_associations() {
+                            let state = association
+                                .state()
+                                .map(|s| s.as_str().to_owned())
+                                .unwrap_or_default();
+                            if state != "associating" && state != "associated" {
+                                continue;
+                            }
+                            associations.push(Association {
+                                association_id: association
+                                    .association_id()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                                instance_id: association
+                                    .instance_id()
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                                profile_arn: association
+                                    .iam_instance_profile()
+                                    .and_then(|profile| profile.arn())
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                                state,
+                            });
+                        }
+                    },
+                )
+                .await?;
         }
         Ok(associations)
     }

@@ -284,42 +284,38 @@ impl Iam {
     /// Names of the roles, users and groups the policy is attached to.
     pub async fn list_entities_for_policy(&self, arn: &str) -> Result<PolicyEntities, AwsError> {
         let mut entities = PolicyEntities::default();
-        let mut marker = None;
-        loop {
-            let output = self
-                .call(
-                    CallKind::Read,
-                    "ListEntitiesForPolicy",
-                    self.client
-                        .list_entities_for_policy()
-                        .policy_arn(arn)
-                        .set_marker(marker)
-                        .send(),
-                )
-                .await?;
-            entities.roles.extend(
-                output
-                    .policy_roles()
-                    .iter()
-                    .filter_map(|r| r.role_name().map(str::to_owned)),
-            );
-            entities.users.extend(
-                output
-                    .policy_users()
-                    .iter()
-                    .filter_map(|u| u.user_name().map(str::to_owned)),
-            );
-            entities.groups.extend(
-                output
-                    .policy_groups()
-                    .iter()
-                    .filter_map(|g| g.group_name().map(str::to_owned)),
-            );
-            if !output.is_truncated() {
-                return Ok(entities);
-            }
-            marker = output.marker;
-        }
+        self.calls
+            .pages(
+                CallKind::Read,
+                "ListEntitiesForPolicy",
+                self.client
+                    .list_entities_for_policy()
+                    .policy_arn(arn)
+                    .into_paginator()
+                    .send(),
+                |output| {
+                    entities.roles.extend(
+                        output
+                            .policy_roles()
+                            .iter()
+                            .filter_map(|r| r.role_name().map(str::to_owned)),
+                    );
+                    entities.users.extend(
+                        output
+                            .policy_users()
+                            .iter()
+                            .filter_map(|u| u.user_name().map(str::to_owned)),
+                    );
+                    entities.groups.extend(
+                        output
+                            .policy_groups()
+                            .iter()
+                            .filter_map(|g| g.group_name().map(str::to_owned)),
+                    );
+                },
+            )
+            .await?;
+        Ok(entities)
     }
 
     pub async fn delete_policy(&self, arn: &str) -> Result<(), AwsError> {
@@ -496,30 +492,26 @@ impl Iam {
 
     pub async fn list_attached_role_policies(&self, name: &str) -> Result<Vec<String>, AwsError> {
         let mut arns = Vec::new();
-        let mut marker = None;
-        loop {
-            let output = self
-                .call(
-                    CallKind::Read,
-                    "ListAttachedRolePolicies",
-                    self.client
-                        .list_attached_role_policies()
-                        .role_name(name)
-                        .set_marker(marker)
-                        .send(),
-                )
-                .await?;
-            arns.extend(
-                output
-                    .attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned)),
-            );
-            if !output.is_truncated() {
-                return Ok(arns);
-            }
-            marker = output.marker;
-        }
+        self.calls
+            .pages(
+                CallKind::Read,
+                "ListAttachedRolePolicies",
+                self.client
+                    .list_attached_role_policies()
+                    .role_name(name)
+                    .into_paginator()
+                    .send(),
+                |output| {
+                    arns.extend(
+                        output
+                            .attached_policies()
+                            .iter()
+                            .filter_map(|p| p.policy_arn().map(str::to_owned)),
+                    )
+                },
+            )
+            .await?;
+        Ok(arns)
     }
 
     pub async fn attach_role_policy(&self, name: &str, arn: &str) -> Result<(), AwsError> {
@@ -557,25 +549,18 @@ impl Iam {
         name: &str,
     ) -> Result<BTreeMap<String, String>, AwsError> {
         let mut names = Vec::new();
-        let mut marker = None;
-        loop {
-            let output = self
-                .call(
-                    CallKind::Read,
-                    "ListRolePolicies",
-                    self.client
-                        .list_role_policies()
-                        .role_name(name)
-                        .set_marker(marker)
-                        .send(),
-                )
-                .await?;
-            names.extend(output.policy_names().iter().cloned());
-            if !output.is_truncated() {
-                break;
-            }
-            marker = output.marker;
-        }
+        self.calls
+            .pages(
+                CallKind::Read,
+                "ListRolePolicies",
+                self.client
+                    .list_role_policies()
+                    .role_name(name)
+                    .into_paginator()
+                    .send(),
+                |output| names.extend(output.policy_names),
+            )
+            .await?;
         let mut policies = BTreeMap::new();
         for policy_name in names {
             let output = self
@@ -632,30 +617,26 @@ impl Iam {
     /// Names of the instance profiles holding the role.
     pub async fn instance_profiles_for_role(&self, name: &str) -> Result<Vec<String>, AwsError> {
         let mut profiles = Vec::new();
-        let mut marker = None;
-        loop {
-            let output = self
-                .call(
-                    CallKind::Read,
-                    "ListInstanceProfilesForRole",
-                    self.client
-                        .list_instance_profiles_for_role()
-                        .role_name(name)
-                        .set_marker(marker)
-                        .send(),
-                )
-                .await?;
-            profiles.extend(
-                output
-                    .instance_profiles()
-                    .iter()
-                    .map(|p| p.instance_profile_name().to_owned()),
-            );
-            if !output.is_truncated() {
-                return Ok(profiles);
-            }
-            marker = output.marker;
-        }
+        self.calls
+            .pages(
+                CallKind::Read,
+                "ListInstanceProfilesForRole",
+                self.client
+                    .list_instance_profiles_for_role()
+                    .role_name(name)
+                    .into_paginator()
+                    .send(),
+                |output| {
+                    profiles.extend(
+                        output
+                            .instance_profiles
+                            .into_iter()
+                            .map(|p| p.instance_profile_name),
+                    )
+                },
+            )
+            .await?;
+        Ok(profiles)
     }
 
     pub async fn remove_role_from_instance_profile(

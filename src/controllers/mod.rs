@@ -293,10 +293,10 @@ async fn reconcile_once<K: Managed>(
     .await;
     // The finalizer patch tests the finalizers it saw: a 422 means this reconcile ran on a
     // cached copy older than its own earlier write, whose watch event is on its way.
-    if let Err(finalizer::Error::AddFinalizer(kube::Error::Api(status))) = &result {
-        if status.code == 422 {
-            return Ok(Action::requeue(STALE_CACHE_RETRY));
-        }
+    if let Err(finalizer::Error::AddFinalizer(kube::Error::Api(status))) = &result
+        && status.code == 422
+    {
+        return Ok(Action::requeue(STALE_CACHE_RETRY));
     }
     result.map_err(|error| match error {
         finalizer::Error::ApplyFailed(error) => (Phase::Converge, error),

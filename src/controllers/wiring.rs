@@ -8,6 +8,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::Shared;
 use futures::{FutureExt, Stream, StreamExt};
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller, Error as ControllerError};
@@ -357,17 +358,22 @@ fn contested_with(
     }
 }
 
-fn drive<K: Managed>(
+fn drive<K: Managed, S: Future<Output = ()> + Send + 'static>(
     controller: Controller<K>,
     gate: &Arc<Gate>,
     ctx: &Arc<Context>,
-    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+    shutdown: Shared<S>,
 ) -> futures::future::BoxFuture<'static, ()> {
     let store = controller.store();
-    controller
-        .graceful_shutdown_on(shutdown)
+    let running = controller
+        .graceful_shutdown_on(shutdown.clone())
         .run(gated(gate.clone(), store), error_policy::<K>, ctx.clone())
-        .for_each(log_result::<K>)
+        .for_each(log_result::<K>);
+    // A controller that ends before shutdown fails /healthz and stops `rolecall run`.
+    let name = format!("the {} controller", kind_name::<K>());
+    ctx.telemetry
+        .health
+        .supervise(name, running, shutdown)
         .boxed()
 }
 

@@ -114,24 +114,15 @@ pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
 }
 
 fn percent_decode(raw: &[u8]) -> String {
-    let hex = |byte: u8| (byte as char).to_digit(16).map(|digit| digit as u8);
-    let mut decoded = Vec::with_capacity(raw.len());
-    let mut index = 0;
-    while index < raw.len() {
-        match raw[index] {
-            b'+' => decoded.push(b' '),
-            b'%' if index + 2 < raw.len() => match (hex(raw[index + 1]), hex(raw[index + 2])) {
-                (Some(high), Some(low)) => {
-                    decoded.push(high << 4 | low);
-                    index += 2;
-                }
-                _ => decoded.push(b'%'),
-            },
-            byte => decoded.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+    // Form bodies write a space as `+` (a literal plus arrives as `%2B`); a broken escape is
+    // kept as it is.
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&byte| if byte == b'+' { b' ' } else { byte })
+        .collect();
+    percent_encoding::percent_decode(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// An error answer: HTTP status and XML body, shaped the way the service shapes its own.

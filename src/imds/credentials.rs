@@ -3,13 +3,13 @@
 //! they expire. The association is read on every request, so unbinding takes effect at once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ec2::types::Filter;
 use tokio::sync::Mutex;
 
 use super::protocol::SessionCredentials;
-use crate::aws::{AwsClients, AwsError};
+use crate::aws::{AwsClients, AwsError, CallLog, Ec2};
 
 /// How long minted credentials last: EC2 hands out role credentials for about an hour.
 pub const SESSION_DURATION: Duration = Duration::from_secs(3600);
@@ -33,6 +33,8 @@ pub struct Role {
 #[derive(Debug)]
 pub struct LiveCredentials {
     clients: AwsClients,
+    /// The operator's EC2 calls, so the association is read as the operator reads it.
+    ec2: Ec2,
     instance_id: String,
     refresh_margin: Duration,
     /// Role ARN → the credentials last minted for it. Held across AssumeRole so that concurrent
@@ -43,6 +45,8 @@ pub struct LiveCredentials {
 impl LiveCredentials {
     pub fn new(clients: AwsClients, instance_id: String, refresh_margin: Duration) -> Self {
         Self {
+            // The mock's own count of its calls, which nothing reads.
+            ec2: Ec2::new(clients.ec2.clone(), Arc::new(CallLog::default())),
             clients,
             instance_id,
             refresh_margin,
@@ -89,36 +93,16 @@ impl LiveCredentials {
     }
 
     async fn associated_profile_arn(&self) -> Result<Option<String>, AwsError> {
-        let answer = self
-            .clients
+        // Associating and associated ones only: while an association is replaced the old one
+        // is "disassociating" and the new one "associating", the instance's profile.
+        let associations = self
             .ec2
-            .describe_iam_instance_profile_associations()
-            .filters(
-                Filter::builder()
-                    .name("instance-id")
-                    .values(&self.instance_id)
-                    .build(),
-            )
-            // While an association is replaced the old one is "disassociating" and the new
-            // one "associating": the new one is the instance's profile.
-            .filters(
-                Filter::builder()
-                    .name("state")
-                    .values("associating")
-                    .values("associated")
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|error| {
-                AwsError::from_sdk("ec2:DescribeIamInstanceProfileAssociations", error)
-            })?;
-        Ok(answer
-            .iam_instance_profile_associations()
-            .iter()
-            .filter_map(|association| association.iam_instance_profile()?.arn())
-            .next()
-            .map(str::to_owned))
+            .associations(std::slice::from_ref(&self.instance_id))
+            .await?;
+        Ok(associations
+            .into_iter()
+            .map(|association| association.profile_arn)
+            .find(|arn| !arn.is_empty()))
     }
 
     /// Credentials for `role`: the cached ones while they are fresh, else newly minted.

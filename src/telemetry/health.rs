@@ -1,7 +1,13 @@
-//! Liveness and readiness: ready once every watched scope's caches are synced, or while
-//! standing by for the leader lease.
+//! Liveness and readiness: live while every long-running task (controllers, lease, HTTP
+//! server) runs; ready once every watched scope's caches are synced, or while standing by for
+//! the leader lease.
 
+use std::future::Future;
 use std::sync::Mutex;
+
+use futures::FutureExt;
+use futures::future::Shared;
+use tokio::sync::watch;
 
 /// Where this process stands in leader election.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +31,8 @@ struct State {
 #[derive(Debug)]
 pub struct Health {
     state: Mutex<State>,
+    /// The first long-running task that stopped before shutdown, by name.
+    stopped: watch::Sender<Option<String>>,
 }
 
 impl Default for Health {
@@ -35,11 +43,64 @@ impl Default for Health {
                 scopes: 1,
                 synced: 0,
             }),
+            stopped: watch::Sender::new(None),
         }
     }
 }
 
 impl Health {
+    /// Records that a task which should run until shutdown has stopped: `/healthz` fails from
+    /// now on, and [`Health::stopped`] completes. The first one named is kept.
+    pub fn task_stopped(&self, task: impl Into<String>) {
+        mark_stopped(&self.stopped, task.into());
+    }
+
+    /// Runs `task`, a future that should live until `shutdown`; if it ends earlier, it is
+    /// recorded as stopped under `name`.
+    pub fn supervise<T, S>(
+        &self,
+        name: impl Into<String>,
+        task: T,
+        shutdown: Shared<S>,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        T: Future<Output = ()> + Send + 'static,
+        S: Future<Output = ()> + Send + 'static,
+    {
+        let (name, stopped) = (name.into(), self.stopped.clone());
+        async move {
+            task.await;
+            if shutdown.now_or_never().is_none() {
+                tracing::error!(task = %name, "stopped before shutdown");
+                mark_stopped(&stopped, name);
+            }
+        }
+    }
+
+    /// Completes once a long-running task has stopped before shutdown.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopped = self.stopped.subscribe();
+        async move {
+            // The sender lives in `self`; while it does, the wait ends only on a stop.
+            if stopped.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Whether `/healthz` answers 200, and the words it answers with.
+    pub fn liveness(&self) -> (bool, String) {
+        match self.stopped.borrow().as_deref() {
+            None => (true, "ok".into()),
+            Some(task) => (false, format!("{task} stopped")),
+        }
+    }
+
+    /// The task that stopped before shutdown, if one did.
+    pub fn stopped_task(&self) -> Option<String> {
+        self.stopped.borrow().clone()
+    }
+
     /// How many watched scopes (namespaces, or the whole cluster) must sync before ready.
     pub fn expect_scopes(&self, scopes: usize) {
         self.state.lock().expect("health lock").scopes = scopes;
@@ -83,9 +144,54 @@ impl Health {
     }
 }
 
+fn mark_stopped(stopped: &watch::Sender<Option<String>>, task: String) {
+    stopped.send_if_modified(|first| {
+        let unset = first.is_none();
+        if unset {
+            *first = Some(task);
+        }
+        unset
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_ends_before_shutdown_fails_liveness_and_is_reported() {
+        let health = Health::default();
+        assert_eq!(health.liveness(), (true, "ok".into()));
+        let stopped = health.stopped();
+        let never = std::future::pending::<()>().shared();
+        health
+            .supervise("the IamRole controller", async {}, never.clone())
+            .await;
+        assert_eq!(
+            health.liveness(),
+            (false, "the IamRole controller stopped".into())
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(1), stopped)
+            .await
+            .expect("stopped() completes once a task stopped");
+        // The first one stays named.
+        health.supervise("the HTTP server", async {}, never).await;
+        assert_eq!(
+            health.stopped_task().as_deref(),
+            Some("the IamRole controller")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_that_ends_at_shutdown_is_no_failure() {
+        let health = Health::default();
+        let shutdown = std::future::ready(()).shared();
+        health
+            .supervise("the IamPolicy controller", async {}, shutdown)
+            .await;
+        assert_eq!(health.liveness(), (true, "ok".into()));
+        assert!(health.stopped().now_or_never().is_none());
+    }
 
     #[test]
     fn ready_after_every_scope_synced() {

@@ -1,10 +1,20 @@
 //! Prometheus metrics: reconciles, their duration, AWS calls, objects by Ready state,
-//! leadership and the process itself, rendered in the text exposition format (0.0.4).
+//! leadership and the process itself, encoded by `prometheus-client` in the Prometheus text
+//! exposition format (0.0.4).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, prometheus_text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use crate::aws::CallLog;
 
@@ -13,25 +23,8 @@ const DURATION_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-#[derive(Clone, Debug, Default)]
-struct Histogram {
-    /// Count per bucket (not cumulative); the last slot is +Inf.
-    buckets: [u64; DURATION_BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        let slot = DURATION_BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(DURATION_BUCKETS.len());
-        self.buckets[slot] += 1;
-        self.sum += seconds;
-        self.count += 1;
-    }
-}
+/// Labels as (name, value) pairs, in the order they are written.
+type Labels<const N: usize> = [(&'static str, &'static str); N];
 
 /// Objects of one kind by the status of their Ready condition.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -47,49 +40,84 @@ type ObjectCounter = Box<dyn Fn() -> ReadyCounts + Send + Sync>;
 type QueueCounter = Box<dyn Fn() -> (usize, usize) + Send + Sync>;
 
 pub struct Metrics {
+    /// The metrics rolecall updates as it goes: reconciles and their durations.
+    registry: Registry,
+    reconciles: Family<Labels<2>, Counter>,
+    durations: Family<Labels<1>, Histogram>,
+    /// What is read at each scrape.
+    live: Arc<Live>,
+}
+
+/// State read at scrape time: AWS call counts, object and queue counts, start-up time.
+struct Live {
     calls: Arc<CallLog>,
     started: Instant,
-    reconciles: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    durations: Mutex<BTreeMap<&'static str, Histogram>>,
     objects: Mutex<Vec<(&'static str, ObjectCounter)>>,
     queues: Mutex<Vec<(&'static str, QueueCounter)>>,
     first_reconcile: OnceLock<Duration>,
 }
 
+impl fmt::Debug for Live {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Live")
+            .field("first_reconcile", &self.first_reconcile)
+            .finish_non_exhaustive()
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
 impl Metrics {
     pub fn new(calls: Arc<CallLog>) -> Self {
+        let mut registry = Registry::default();
+        let reconciles = Family::<Labels<2>, Counter>::default();
+        // prometheus-client appends the `_total` suffix of counters and a final period to
+        // help texts.
+        registry.register(
+            "rolecall_reconciles",
+            "Reconciles finished, by kind and result",
+            reconciles.clone(),
+        );
+        let durations = Family::<Labels<1>, Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "rolecall_reconcile_duration_seconds",
+            "Time one reconcile takes, by kind",
+            durations.clone(),
+        );
         Self {
-            calls,
-            started: Instant::now(),
-            reconciles: Mutex::default(),
-            durations: Mutex::default(),
-            objects: Mutex::default(),
-            queues: Mutex::default(),
-            first_reconcile: OnceLock::new(),
+            registry,
+            reconciles,
+            durations,
+            live: Arc::new(Live {
+                calls,
+                started: Instant::now(),
+                objects: Mutex::default(),
+                queues: Mutex::default(),
+                first_reconcile: OnceLock::new(),
+            }),
         }
     }
 
     /// Records one finished reconcile of `kind`.
     pub fn reconciled(&self, kind: &'static str, success: bool, took: Duration) {
         let result = if success { "success" } else { "error" };
-        *self
-            .reconciles
-            .lock()
-            .expect("metrics lock")
-            .entry((kind, result))
-            .or_default() += 1;
+        self.reconciles
+            .get_or_create(&[("kind", kind), ("result", result)])
+            .inc();
         self.durations
-            .lock()
-            .expect("metrics lock")
-            .entry(kind)
-            .or_default()
+            .get_or_create(&[("kind", kind)])
             .observe(took.as_secs_f64());
-        self.first_reconcile.get_or_init(|| self.started.elapsed());
+        let live = &self.live;
+        live.first_reconcile.get_or_init(|| live.started.elapsed());
     }
 
     /// Time from process start to the end of the first reconcile, once there was one.
     pub fn first_reconcile(&self) -> Option<Duration> {
-        self.first_reconcile.get().copied()
+        self.live.first_reconcile.get().copied()
     }
 
     /// Adds a source of object counts for `kind` (one per watched scope; they are summed).
@@ -98,7 +126,8 @@ impl Metrics {
         kind: &'static str,
         counter: impl Fn() -> ReadyCounts + Send + Sync + 'static,
     ) {
-        self.objects
+        self.live
+            .objects
             .lock()
             .expect("metrics lock")
             .push((kind, Box::new(counter)));
@@ -110,7 +139,8 @@ impl Metrics {
         kind: &'static str,
         counter: impl Fn() -> (usize, usize) + Send + Sync + 'static,
     ) {
-        self.queues
+        self.live
+            .queues
             .lock()
             .expect("metrics lock")
             .push((kind, Box::new(counter)));
@@ -118,171 +148,134 @@ impl Metrics {
 
     /// The exposition text; `leader` is None when leader election is off.
     pub fn render(&self, leader: Option<bool>) -> String {
-        let mut out = Exposition::default();
+        // The scrape-time metrics go through a registry of this scrape only, so that the
+        // leader flag is this call's and never shared between concurrent scrapes.
+        let mut scrape = Registry::default();
+        scrape.register_collector(Box::new(Scrape {
+            live: self.live.clone(),
+            leader: leader.unwrap_or(true),
+        }));
+        let mut text = String::new();
+        prometheus_text::encode(&mut text, &self.registry)
+            .and_then(|()| prometheus_text::encode(&mut text, &scrape))
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
 
-        out.family(
-            "rolecall_reconciles_total",
-            "counter",
-            "Reconciles finished, by kind and result.",
-        );
-        for ((kind, result), count) in self.reconciles.lock().expect("metrics lock").iter() {
-            out.sample(
-                "rolecall_reconciles_total",
-                &[("kind", kind), ("result", result)],
-                *count as f64,
-            );
-        }
+/// The metrics computed when scraped.
+#[derive(Debug)]
+struct Scrape {
+    live: Arc<Live>,
+    leader: bool,
+}
 
-        out.family(
-            "rolecall_reconcile_duration_seconds",
-            "histogram",
-            "Time one reconcile takes, by kind.",
-        );
-        for (kind, histogram) in self.durations.lock().expect("metrics lock").iter() {
-            let mut cumulative = 0;
-            for (bound, count) in DURATION_BUCKETS.iter().zip(histogram.buckets) {
-                cumulative += count;
-                out.sample(
-                    "rolecall_reconcile_duration_seconds_bucket",
-                    &[("kind", kind), ("le", &bound.to_string())],
-                    cumulative as f64,
-                );
-            }
-            out.sample(
-                "rolecall_reconcile_duration_seconds_bucket",
-                &[("kind", kind), ("le", "+Inf")],
-                histogram.count as f64,
-            );
-            out.sample(
-                "rolecall_reconcile_duration_seconds_sum",
-                &[("kind", kind)],
-                histogram.sum,
-            );
-            out.sample(
-                "rolecall_reconcile_duration_seconds_count",
-                &[("kind", kind)],
-                histogram.count as f64,
-            );
-        }
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let live = &self.live;
 
-        out.family(
-            "rolecall_aws_calls_total",
-            "counter",
+        let mut calls = encoder.encode_descriptor(
+            "rolecall_aws_calls",
             "AWS API calls, by service, operation, kind (read or write) and outcome.",
-        );
-        for (key, count) in self.calls.counters() {
-            out.sample(
-                "rolecall_aws_calls_total",
-                &[
-                    ("service", key.service),
-                    ("operation", key.operation),
-                    ("kind", key.kind.as_str()),
-                    ("outcome", key.outcome.as_str()),
-                ],
-                count as f64,
-            );
+            None,
+            MetricType::Counter,
+        )?;
+        for (key, count) in live.calls.counters() {
+            let labels = [
+                ("service", key.service),
+                ("operation", key.operation),
+                ("kind", key.kind.as_str()),
+                ("outcome", key.outcome.as_str()),
+            ];
+            ConstCounter::new(count).encode(calls.encode_family(&labels)?)?;
         }
 
-        out.family(
-            "rolecall_objects",
-            "gauge",
-            "Objects in the watched scope, by kind and Ready condition status.",
-        );
-        let mut objects = BTreeMap::<&str, ReadyCounts>::new();
-        for (kind, counter) in self.objects.lock().expect("metrics lock").iter() {
+        let mut objects = std::collections::BTreeMap::<&str, ReadyCounts>::new();
+        for (kind, counter) in live.objects.lock().expect("metrics lock").iter() {
             let counts = counter();
             let total = objects.entry(kind).or_default();
             total.ready += counts.ready;
             total.not_ready += counts.not_ready;
             total.unknown += counts.unknown;
         }
+        let mut gauge = encoder.encode_descriptor(
+            "rolecall_objects",
+            "Objects in the watched scope, by kind and Ready condition status.",
+            None,
+            MetricType::Gauge,
+        )?;
         for (kind, counts) in objects {
             for (ready, count) in [
                 ("true", counts.ready),
                 ("false", counts.not_ready),
                 ("unknown", counts.unknown),
             ] {
-                out.sample(
-                    "rolecall_objects",
-                    &[("kind", kind), ("ready", ready)],
-                    count as f64,
-                );
+                ConstGauge::new(count)
+                    .encode(gauge.encode_family(&[("kind", kind), ("ready", ready)])?)?;
             }
         }
 
-        out.family(
-            "rolecall_reconciles_waiting",
-            "gauge",
-            "Reconciles queued for a turn, by kind and lane: work (new, changed, failing or \
-             deleted objects) goes before drift_check (converged ones).",
-        );
-        let mut queues = BTreeMap::<&str, (usize, usize)>::new();
-        for (kind, counter) in self.queues.lock().expect("metrics lock").iter() {
+        let mut queues = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+        for (kind, counter) in live.queues.lock().expect("metrics lock").iter() {
             let (work, drift_checks) = counter();
             let total = queues.entry(kind).or_default();
             total.0 += work;
             total.1 += drift_checks;
         }
+        let mut gauge = encoder.encode_descriptor(
+            "rolecall_reconciles_waiting",
+            "Reconciles queued for a turn, by kind and lane: work (new, changed, failing or \
+             deleted objects) goes before drift_check (converged ones).",
+            None,
+            MetricType::Gauge,
+        )?;
         for (kind, (work, drift_checks)) in queues {
             for (lane, count) in [("work", work), ("drift_check", drift_checks)] {
-                out.sample(
-                    "rolecall_reconciles_waiting",
-                    &[("kind", kind), ("lane", lane)],
-                    count as f64,
-                );
+                ConstGauge::new(count)
+                    .encode(gauge.encode_family(&[("kind", kind), ("lane", lane)])?)?;
             }
         }
 
-        out.family(
+        ConstGauge::new(i64::from(self.leader)).encode(encoder.encode_descriptor(
             "rolecall_leader",
-            "gauge",
             "1 while this process holds the leader lease (always 1 without leader election).",
-        );
-        out.sample(
-            "rolecall_leader",
-            &[],
-            f64::from(u8::from(leader.unwrap_or(true))),
-        );
+            None,
+            MetricType::Gauge,
+        )?)?;
 
-        out.family(
+        let first = encoder.encode_descriptor(
             "rolecall_first_reconcile_seconds",
-            "gauge",
             "Seconds from process start to the end of the first reconcile.",
-        );
-        if let Some(first) = self.first_reconcile() {
-            out.sample("rolecall_first_reconcile_seconds", &[], first.as_secs_f64());
+            None,
+            MetricType::Gauge,
+        )?;
+        if let Some(first_reconcile) = live.first_reconcile.get() {
+            ConstGauge::new(first_reconcile.as_secs_f64()).encode(first)?;
         }
 
-        out.family(
-            "rolecall_build_info",
-            "gauge",
+        // An info metric: written as the gauge `rolecall_build_info{version} 1`.
+        Info::new([("version", env!("CARGO_PKG_VERSION"))]).encode(encoder.encode_descriptor(
+            "rolecall_build",
             "The running rolecall version.",
-        );
-        out.sample(
-            "rolecall_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            1.0,
-        );
+            None,
+            MetricType::Info,
+        )?)?;
 
         if let Some(process) = ProcessStats::read() {
-            out.family(
+            ConstGauge::new(process.resident_bytes).encode(encoder.encode_descriptor(
                 "process_resident_memory_bytes",
-                "gauge",
                 "Resident memory size in bytes.",
-            );
-            out.sample(
-                "process_resident_memory_bytes",
-                &[],
-                process.resident_bytes as f64,
-            );
-            out.family(
-                "process_cpu_seconds_total",
-                "counter",
+                None,
+                MetricType::Gauge,
+            )?)?;
+            ConstCounter::new(process.cpu_seconds).encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
                 "User and system CPU time spent, in seconds.",
-            );
-            out.sample("process_cpu_seconds_total", &[], process.cpu_seconds);
+                None,
+                MetricType::Counter,
+            )?)?;
         }
-        out.text
+        Ok(())
     }
 }
 
@@ -320,38 +313,6 @@ impl ProcessStats {
             cpu_seconds: ticks as f64 / 100.0,
         })
     }
-}
-
-/// Builder of exposition text.
-#[derive(Default)]
-struct Exposition {
-    text: String,
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.text, "# HELP {name} {help}");
-        let _ = writeln!(self.text, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.text.push_str(name);
-        if !labels.is_empty() {
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
-                .collect();
-            let _ = write!(self.text, "{{{}}}", labels.join(","));
-        }
-        let _ = writeln!(self.text, " {value}");
-    }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -417,7 +378,15 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let calls = Arc::new(CallLog::default());
+        calls.record(CallKey {
+            service: "iam",
+            kind: CallKind::Read,
+            operation: "a\"b\\c\nd",
+            outcome: Outcome::Ok,
+        });
+        let text = Metrics::new(calls).render(None);
+        assert!(text.contains("operation=\"a\\\"b\\\\c\\nd\""), "{text}");
     }
 
     #[test]

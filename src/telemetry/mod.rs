@@ -39,10 +39,18 @@ impl Telemetry {
         let (status, content_type, body) = match request.uri().path() {
             "/metrics" => (
                 StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
+                prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
                 self.metrics.render(self.health.leading()),
             ),
-            "/healthz" | "/livez" => (StatusCode::OK, "text/plain", "ok\n".into()),
+            "/healthz" | "/livez" => {
+                let (live, words) = self.health.liveness();
+                let status = if live {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                (status, "text/plain", format!("{words}\n"))
+            }
             "/readyz" => {
                 let (ready, words) = self.health.readiness();
                 let status = if ready {

@@ -52,9 +52,9 @@ pub fn render(release: &str, namespace: &str, extra: &[&str]) -> String {
 }
 
 /// The documents of a multi-document YAML stream, without the empty ones.
-pub fn documents(yaml: &str) -> Vec<serde_yaml::Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .map(|document| serde_yaml::Value::deserialize(document).expect("valid YAML"))
+pub fn documents(yaml: &str) -> Vec<serde_norway::Value> {
+    serde_norway::Deserializer::from_str(yaml)
+        .map(|document| serde_norway::Value::deserialize(document).expect("valid YAML"))
         .filter(|value| !value.is_null())
         .collect()
 }
@@ -70,7 +70,7 @@ pub fn cluster_role() -> ClusterRole {
         .into_iter()
         .find(|document| document["kind"] == "ClusterRole")
         .expect("the chart renders a ClusterRole by default");
-    serde_yaml::from_value(role).expect("a valid ClusterRole")
+    serde_norway::from_value(role).expect("a valid ClusterRole")
 }
 
 /// The chart's read-only ClusterRole for Tenancies and namespaces (rendered with its
@@ -85,5 +85,5 @@ pub fn tenancy_reader_role() -> ClusterRole {
         .into_iter()
         .find(|document| document["kind"] == "ClusterRole")
         .expect("the chart renders the tenancy reader ClusterRole");
-    serde_yaml::from_value(role).expect("a valid ClusterRole")
+    serde_norway::from_value(role).expect("a valid ClusterRole")
 }

@@ -65,7 +65,7 @@ pub fn checked_in_crds() -> Vec<CustomResourceDefinition> {
         .iter()
         .map(|path| {
             let text = std::fs::read_to_string(path).expect("readable CRD file");
-            serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         })
         .collect()
 }

@@ -41,7 +41,7 @@ pub fn checked_in_schemas() -> Vec<(String, Value)> {
         .map(|path| {
             let text = std::fs::read_to_string(path).expect("readable CRD file");
             let crd: Value =
-                serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let kind = crd["spec"]["names"]["kind"]
                 .as_str()
                 .expect("spec.names.kind")
