@@ -1,6 +1,8 @@
-//! The reconcile driver every kind shares: the finalizer, dry-run, in-use protection, the
-//! single status write, Events once per change of Ready, metrics, and one failure path with
-//! jittered backoff. The kinds live in their own modules; `wiring` builds the controllers.
+//! The reconcile driver every kind shares: the finalizer, dry-run, the tenancy hook (validate,
+//! then admit against the namespace's rules, then converge in the namespace's account), in-use
+//! protection, the single status write, Events once per change of Ready, metrics, and one
+//! failure path with jittered backoff. The kinds live in their own modules; `wiring` builds the
+//! controllers.
 
 pub mod binding;
 pub mod gate;
