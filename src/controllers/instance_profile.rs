@@ -3,9 +3,9 @@
 use kube::{Resource, ResourceExt};
 
 use super::stores::Stores;
-use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
+use super::tags::{Tags, desired_tags, tag_changes};
 use super::{
-    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references, tags,
+    Converged, Managed, claim_existing, is_ready, left_to_its_owner, log_planned, references,
 };
 use crate::api::{DeletionPolicy, InstanceProfile, InstanceProfileStatus};
 use crate::aws::iam::ObservedInstanceProfile;
@@ -151,11 +151,15 @@ impl Managed for InstanceProfile {
         let observed = ctx.iam.get_instance_profile(&desired.name).await?;
         if let Some(observed) = &observed {
             let what = format!("instance profile {}", desired.name);
-            let adopt = adopt_requested(self);
-            if adopt && tags::ownership(&observed.tags, &owner, true) == tags::Ownership::Adopt {
-                rules.check_adoption(AwsKind::InstanceProfile, &desired.name, &what)?;
-            }
-            ensure_ours(&observed.tags, &owner, adopt, &what)?;
+            claim_existing(
+                self,
+                rules,
+                AwsKind::InstanceProfile,
+                &desired.name,
+                &observed.tags,
+                &owner,
+                &what,
+            )?;
             rules.check_arn_path(&observed.arn, &what)?;
         }
         let actions = plan(&desired, observed.as_ref());

@@ -130,6 +130,25 @@ pub async fn left_to_its_owner<K: Resource<DynamicType = ()>>(
     true
 }
 
+/// An existing AWS object may be acted on when it is ours, or untagged with the adopt
+/// annotation and the rules allow adopting `name`; otherwise Conflict (someone else's) or
+/// Forbidden (adoption not allowed).
+pub fn claim_existing<K: Resource>(
+    object: &K,
+    rules: &Rules,
+    kind: crate::tenancy::AwsKind,
+    name: &str,
+    observed: &tags::Tags,
+    owner: &str,
+    what: &str,
+) -> Result<(), Error> {
+    let adopt = adopt_requested(object);
+    if adopt && tags::ownership(observed, owner, true) == tags::Ownership::Adopt {
+        rules.check_adoption(kind, name, what)?;
+    }
+    tags::ensure_ours(observed, owner, adopt, what)
+}
+
 pub fn adopt_requested<K: Resource>(object: &K) -> bool {
     object
         .annotations()

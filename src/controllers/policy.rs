@@ -3,10 +3,8 @@
 use kube::ResourceExt;
 
 use super::stores::Stores;
-use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
-use super::{
-    Converged, Managed, adopt_requested, left_to_its_owner, log_planned, references, tags,
-};
+use super::tags::{Tags, desired_tags, tag_changes};
+use super::{Converged, Managed, claim_existing, left_to_its_owner, log_planned, references};
 use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
 use crate::aws::iam::{ObservedPolicy, PolicyVersion};
 use crate::conditions::Readiness;
@@ -194,13 +192,15 @@ impl Managed for IamPolicy {
         let observed = observe(ctx, &arn).await?;
         if let Some(observed) = &observed {
             let what = format!("policy {arn}");
-            let adopt = adopt_requested(self);
-            if adopt
-                && tags::ownership(&observed.policy.tags, &owner, true) == tags::Ownership::Adopt
-            {
-                rules.check_adoption(AwsKind::Policy, &desired.name, &what)?;
-            }
-            ensure_ours(&observed.policy.tags, &owner, adopt, &what)?;
+            claim_existing(
+                self,
+                rules,
+                AwsKind::Policy,
+                &desired.name,
+                &observed.policy.tags,
+                &owner,
+                &what,
+            )?;
         }
         let plan = plan(&desired, observed.as_ref());
         let mut state = observed.map(|observed| observed.policy);

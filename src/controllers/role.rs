@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::{Resource, ResourceExt};
 
 use super::stores::Stores;
-use super::tags::{Tags, desired_tags, ensure_ours, tag_changes};
+use super::tags::{Tags, desired_tags, tag_changes};
 use super::{
-    Converged, Managed, adopt_requested, is_ready, left_to_its_owner, log_planned, references, tags,
+    Converged, Managed, claim_existing, is_ready, left_to_its_owner, log_planned, references,
 };
 use crate::api::{DeletionPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
 use crate::aws::iam::{NewRole, ObservedRole};
@@ -360,12 +360,15 @@ impl Managed for IamRole {
         let observed = observe(ctx, &desired.name).await?;
         if let Some(observed) = &observed {
             let what = format!("role {}", desired.name);
-            let adopt = adopt_requested(self);
-            if adopt && tags::ownership(&observed.role.tags, &owner, true) == tags::Ownership::Adopt
-            {
-                rules.check_adoption(AwsKind::Role, &desired.name, &what)?;
-            }
-            ensure_ours(&observed.role.tags, &owner, adopt, &what)?;
+            claim_existing(
+                self,
+                rules,
+                AwsKind::Role,
+                &desired.name,
+                &observed.role.tags,
+                &owner,
+                &what,
+            )?;
             rules.check_arn_path(&observed.role.arn, &what)?;
         }
         let actions = plan(&desired, observed.as_ref());

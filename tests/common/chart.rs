@@ -61,29 +61,21 @@ pub fn documents(yaml: &str) -> Vec<serde_norway::Value> {
 
 /// The ClusterRole the chart grants with its default values.
 pub fn cluster_role() -> ClusterRole {
-    let yaml = render(
-        "rolecall",
-        "rolecall",
-        &["--show-only", "templates/clusterrole.yaml"],
-    );
+    rendered_cluster_role("templates/clusterrole.yaml")
+}
+
+/// The ClusterRole `template` renders with the chart's default values.
+fn rendered_cluster_role(template: &str) -> ClusterRole {
+    let yaml = render("rolecall", "rolecall", &["--show-only", template]);
     let role = documents(&yaml)
         .into_iter()
         .find(|document| document["kind"] == "ClusterRole")
-        .expect("the chart renders a ClusterRole by default");
+        .unwrap_or_else(|| panic!("{template} renders a ClusterRole"));
     serde_norway::from_value(role).expect("a valid ClusterRole")
 }
 
 /// The chart's read-only ClusterRole for Tenancies and namespaces (rendered with its
 /// default values), bound cluster-wide in every watch mode.
 pub fn tenancy_reader_role() -> ClusterRole {
-    let yaml = render(
-        "rolecall",
-        "rolecall",
-        &["--show-only", "templates/clusterrole-tenancy.yaml"],
-    );
-    let role = documents(&yaml)
-        .into_iter()
-        .find(|document| document["kind"] == "ClusterRole")
-        .expect("the chart renders the tenancy reader ClusterRole");
-    serde_norway::from_value(role).expect("a valid ClusterRole")
+    rendered_cluster_role("templates/clusterrole-tenancy.yaml")
 }
