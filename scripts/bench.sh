@@ -26,4 +26,4 @@ eval "$(scripts/cluster.sh env)"
 eval "$(scripts/moto.sh env)"
 log "cluster $KUBECONFIG, moto $ROLECALL_TEST_AWS_ENDPOINT (state $ROLECALL_STATE)"
 
-cargo bench --locked --bench reconcile -- --binary "$ROOT/target/release/rolecall" "$@"
+cargo bench --locked --bench reconcile -- --binary "${CARGO_TARGET_DIR:-$ROOT/target}/release/rolecall" "$@"

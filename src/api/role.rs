@@ -158,7 +158,7 @@ pub struct IamRoleStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_id: Option<String>,
 
-    /// ARNs of the managed policies attached to the role, as last observed.
+    /// ARNs of the managed policies attached to the role by its last successful reconcile.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attached_policy_arns: Vec<String>,
 }

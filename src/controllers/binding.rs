@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::{Resource, ResourceExt};
 
-use super::{Converged, Managed, is_ready, log_planned};
+use super::{Managed, is_ready};
 use crate::api::binding::{CONFLICT_STATE, InstanceBindingState};
 use crate::api::{
     DeletionPolicy, Ec2InstanceBinding, Ec2InstanceBindingSpec, Ec2InstanceBindingStatus,
@@ -38,14 +38,29 @@ pub enum BindingAction {
     },
 }
 
-/// The planned writes and the per-instance state to report once they are made.
+/// Where the profile to associate comes from: a Ready InstanceProfile object (its ARN from
+/// its status) or a name looked up in IAM.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
-    pub actions: Vec<BindingAction>,
-    pub instances: Vec<InstanceBindingState>,
-    /// Instance id to the binding that also claims it for another profile.
-    pub conflicts: BTreeMap<String, String>,
+pub enum ProfileSource {
+    Arn(String),
+    Named(String),
 }
+
+/// What EC2 and IAM have for the instances this binding names or selects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub profile_arn: String,
+    pub instances: Vec<Instance>,
+    /// Instances this binding reported bound before.
+    pub previously: BTreeSet<String>,
+    pub associations: Vec<Association>,
+    /// Instance id to another binding that claims it for a different profile.
+    pub claims: BTreeMap<String, String>,
+    /// Profile ARN to whose it is, for profiles this binding may not replace.
+    pub unowned: BTreeMap<String, String>,
+}
+
+pub type Plan = super::Plan<BindingAction, Ec2InstanceBindingStatus>;
 
 /// Whether a binding's spec names or selects the instance.
 pub fn selects(spec: &Ec2InstanceBindingSpec, instance: &Instance) -> bool {
@@ -61,25 +76,25 @@ pub fn selects(spec: &Ec2InstanceBindingSpec, instance: &Instance) -> bool {
 }
 
 /// Pure: what to do for each matched instance, and for each instance this binding bound
-/// before (`previously`) that it no longer matches. `claims` maps an instance to another
-/// binding wanting it for a different profile; such instances are left alone, never replaced.
-pub fn plan(
-    profile_arn: &str,
-    instances: &[Instance],
-    previously: &BTreeSet<String>,
-    associations: &[Association],
-    claims: &BTreeMap<String, String>,
-    unowned: &BTreeMap<String, String>,
-) -> Plan {
+/// before that it no longer matches, with the per-instance state once done. An instance
+/// another binding claims for a different profile, or associated with a profile this binding
+/// may not replace, is left alone and reported as a conflict.
+pub fn plan(observed: &Observed) -> Plan {
+    let Observed {
+        profile_arn,
+        instances,
+        previously,
+        associations,
+        claims,
+        unowned,
+    } = observed;
+    let profile_arn = profile_arn.as_str();
     let by_instance: BTreeMap<&str, &Association> = associations
         .iter()
         .map(|association| (association.instance_id.as_str(), association))
         .collect();
-    let mut plan = Plan {
-        actions: vec![],
-        instances: vec![],
-        conflicts: BTreeMap::new(),
-    };
+    let mut actions = Vec::new();
+    let mut states = Vec::new();
     for instance in instances {
         let id = instance.instance_id.clone();
         let current = by_instance.get(id.as_str());
@@ -96,8 +111,7 @@ pub fn plan(
             (None, None) => None,
         };
         if let Some(message) = conflict {
-            plan.conflicts.insert(id.clone(), message.clone());
-            plan.instances.push(InstanceBindingState {
+            states.push(InstanceBindingState {
                 instance_id: id,
                 association_id: current.map(|a| a.association_id.clone()),
                 state: CONFLICT_STATE.into(),
@@ -107,7 +121,7 @@ pub fn plan(
         }
         match current {
             Some(association) if association.profile_arn == profile_arn => {
-                plan.instances.push(InstanceBindingState {
+                states.push(InstanceBindingState {
                     instance_id: id,
                     association_id: Some(association.association_id.clone()),
                     state: association.state.clone(),
@@ -115,11 +129,11 @@ pub fn plan(
                 });
             }
             Some(association) => {
-                plan.actions.push(BindingAction::Replace {
+                actions.push(BindingAction::Replace {
                     instance_id: id.clone(),
                     association_id: association.association_id.clone(),
                 });
-                plan.instances.push(InstanceBindingState {
+                states.push(InstanceBindingState {
                     instance_id: id,
                     association_id: Some(association.association_id.clone()),
                     state: "replacing".into(),
@@ -127,10 +141,10 @@ pub fn plan(
                 });
             }
             None => {
-                plan.actions.push(BindingAction::Associate {
+                actions.push(BindingAction::Associate {
                     instance_id: id.clone(),
                 });
-                plan.instances.push(InstanceBindingState {
+                states.push(InstanceBindingState {
                     instance_id: id,
                     association_id: None,
                     state: "associating".into(),
@@ -150,28 +164,78 @@ pub fn plan(
             .get(id.as_str())
             .filter(|association| association.profile_arn == profile_arn)
         {
-            plan.actions.push(BindingAction::Disassociate {
+            actions.push(BindingAction::Disassociate {
                 instance_id: id.clone(),
                 association_id: association.association_id.clone(),
             });
         }
     }
-    plan
+    let mut status = Ec2InstanceBindingStatus {
+        instance_profile_arn: Some(profile_arn.to_owned()),
+        instances: states,
+        ..Default::default()
+    };
+    let (readiness, retry_soon) = assess(&mut status);
+    Plan {
+        actions,
+        status,
+        readiness,
+        retry_soon,
+    }
 }
 
-/// The ARN of the instance profile the binding names, once it exists (and is Ready, for a
-/// reference, read from the store).
-async fn resolve_profile(binding: &Ec2InstanceBinding, ctx: &Context) -> Result<String, Error> {
-    if let Some(name) = &binding.spec.instance_profile_name {
-        return match ctx.iam.get_instance_profile(name).await? {
-            Some(profile) => Ok(profile.arn),
-            None => Err(Error::Aws(crate::aws::AwsError {
-                operation: "GetInstanceProfile",
-                class: crate::aws::ErrorClass::NotFound,
-                code: Some("NoSuchEntity".into()),
-                message: format!("instance profile {name} does not exist"),
-            })),
+/// Counts matched and bound instances into the status and judges readiness from the
+/// per-instance states: conflicts first, then an empty fleet, then associations still in
+/// progress (looked at again soon).
+fn assess(status: &mut Ec2InstanceBindingStatus) -> (Readiness, bool) {
+    let matched = status.instances.len();
+    let bound = status
+        .instances
+        .iter()
+        .filter(|state| state.state == "associated")
+        .count();
+    status.matched = matched as i32;
+    status.bound = bound as i32;
+    let profile_arn = status.instance_profile_arn.clone().unwrap_or_default();
+    let conflicts: Vec<String> = status
+        .instances
+        .iter()
+        .filter(|state| state.state == CONFLICT_STATE)
+        .map(|state| {
+            format!(
+                "{} ({})",
+                state.instance_id,
+                state.message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        let message = format!("instances left alone: {}", conflicts.join("; "));
+        (Readiness::not_ready(reason::CONFLICT, message), false)
+    } else if matched == 0 {
+        // An empty fleet is a valid state (scaled to zero, not launched yet), but it is said.
+        let readiness = Readiness {
+            ready: true,
+            reason: reason::NO_INSTANCES,
+            message: format!(
+                "no live instance matches instanceIds or instanceSelector; {profile_arn} is associated with none"
+            ),
         };
+        (readiness, false)
+    } else if bound < matched {
+        let message = format!("{bound} of {matched} instances associated");
+        (Readiness::not_ready(reason::RECONCILING, message), true)
+    } else {
+        let message = format!("{bound} of {matched} instances associated with {profile_arn}");
+        (Readiness::available(message), false)
+    }
+}
+
+/// The profile the binding names: a referenced InstanceProfile once Ready (read from the
+/// store; the wiring wakes this binding when it changes), or a name to look up in IAM.
+fn profile_source(binding: &Ec2InstanceBinding, ctx: &Context) -> Result<ProfileSource, Error> {
+    if let Some(name) = &binding.spec.instance_profile_name {
+        return Ok(ProfileSource::Named(name.clone()));
     }
     let Some(reference) = &binding.spec.instance_profile_ref else {
         return Err(Error::InvalidSpec(
@@ -194,10 +258,28 @@ async fn resolve_profile(binding: &Ec2InstanceBinding, ctx: &Context) -> Result<
         .as_ref()
         .and_then(|status| status.arn.clone())
     {
-        Some(arn) if ready && profile.meta().deletion_timestamp.is_none() => Ok(arn),
+        Some(arn) if ready && profile.meta().deletion_timestamp.is_none() => {
+            Ok(ProfileSource::Arn(arn))
+        }
         _ => Err(Error::DependencyNotReady(format!(
             "InstanceProfile {name} is not Ready yet"
         ))),
+    }
+}
+
+/// The profile's ARN; a named profile must exist in IAM.
+async fn profile_arn(source: &ProfileSource, ctx: &Context) -> Result<String, Error> {
+    match source {
+        ProfileSource::Arn(arn) => Ok(arn.clone()),
+        ProfileSource::Named(name) => match ctx.iam.get_instance_profile(name).await? {
+            Some(profile) => Ok(profile.arn),
+            None => Err(Error::Aws(crate::aws::AwsError {
+                operation: "GetInstanceProfile",
+                class: crate::aws::ErrorClass::NotFound,
+                code: Some("NoSuchEntity".into()),
+                message: format!("instance profile {name} does not exist"),
+            })),
+        },
     }
 }
 
@@ -381,6 +463,9 @@ pub fn check_selector(spec: &Ec2InstanceBindingSpec) -> Result<(), Error> {
 
 impl Managed for Ec2InstanceBinding {
     type Status = Ec2InstanceBindingStatus;
+    type Desired = ProfileSource;
+    type Observed = Observed;
+    type Action = BindingAction;
 
     fn status_mut(status: &mut Self::Status) -> &mut crate::api::CommonStatus {
         &mut status.common
@@ -415,13 +500,18 @@ impl Managed for Ec2InstanceBinding {
         Ok(())
     }
 
-    async fn converge(
+    fn desired(&self, ctx: &Context, _rules: &Rules) -> Result<ProfileSource, Error> {
+        check_selector(&self.spec)?;
+        profile_source(self, ctx)
+    }
+
+    async fn observe(
         &self,
         ctx: &Context,
         rules: &Rules,
-    ) -> Result<Converged<Self::Status>, Error> {
-        check_selector(&self.spec)?;
-        let profile_arn = resolve_profile(self, ctx).await?;
+        desired: &ProfileSource,
+    ) -> Result<Observed, Error> {
+        let profile_arn = profile_arn(desired, ctx).await?;
         let instances = matched_instances(&self.spec, ctx).await?;
         for instance in &instances {
             rules.check_instance(&instance.instance_id, &instance.tags)?;
@@ -447,75 +537,83 @@ impl Managed for Ec2InstanceBinding {
         let claims = claims(self, &profile_arn, &instances, ctx);
         let unowned =
             unowned_profiles(self, &profile_arn, &instances, &associations, rules, ctx).await?;
-        let mut plan = plan(
-            &profile_arn,
-            &instances,
-            &previously,
-            &associations,
-            &claims,
-            &unowned,
-        );
-        if ctx.settings.dry_run {
-            log_planned(
-                ctx,
-                self,
-                plan.actions.iter().map(|action| format!("{action:?}")),
-            );
-        } else {
-            for action in &plan.actions {
-                self.apply(ctx, &profile_arn, action, &mut plan.instances)
-                    .await?;
-            }
-        }
-        let bound = plan
-            .instances
-            .iter()
-            .filter(|state| state.state == "associated")
-            .count();
-        let matched = plan.instances.len();
-        let readiness = if !plan.conflicts.is_empty() {
-            let described: Vec<String> = plan
-                .conflicts
-                .iter()
-                .map(|(instance, why)| format!("{instance} ({why})"))
-                .collect();
-            Readiness::not_ready(
-                reason::CONFLICT,
-                format!("instances left alone: {}", described.join("; ")),
-            )
-        } else if matched == 0 {
-            // An empty fleet is a valid state (scaled to zero, not launched yet), but it is said.
-            Readiness {
-                ready: true,
-                reason: reason::NO_INSTANCES,
-                message: format!(
-                    "no live instance matches instanceIds or instanceSelector; {profile_arn} is associated with none"
-                ),
-            }
-        } else if bound < matched {
-            Readiness::not_ready(
-                reason::RECONCILING,
-                format!("{bound} of {matched} instances associated"),
-            )
-        } else {
-            Readiness::available(format!(
-                "{bound} of {matched} instances associated with {profile_arn}"
-            ))
-        };
-        let retry_soon = bound < matched && plan.conflicts.is_empty();
-        let status = Ec2InstanceBindingStatus {
-            common: Default::default(),
-            matched: matched as i32,
-            bound: bound as i32,
-            instance_profile_arn: Some(profile_arn),
-            instances: plan.instances,
-        };
-        Ok(Converged {
-            status,
-            readiness,
-            changes: plan.actions.len(),
-            retry_soon,
+        Ok(Observed {
+            profile_arn,
+            instances,
+            previously,
+            associations,
+            claims,
+            unowned,
         })
+    }
+
+    fn plan(&self, _desired: &ProfileSource, observed: &Observed) -> Plan {
+        plan(observed)
+    }
+
+    /// Makes one write and records EC2's answer in the per-instance state.
+    async fn apply(
+        &self,
+        ctx: &Context,
+        _desired: &ProfileSource,
+        action: &BindingAction,
+        status: &mut Ec2InstanceBindingStatus,
+    ) -> Result<String, Error> {
+        let profile_arn = status.instance_profile_arn.clone().unwrap_or_default();
+        let (instance_id, outcome, note) = match action {
+            BindingAction::Associate { instance_id } => (
+                instance_id,
+                Some(ctx.ec2.associate(instance_id, &profile_arn).await?),
+                format!("associated {instance_id} with {profile_arn}"),
+            ),
+            BindingAction::Replace {
+                instance_id,
+                association_id,
+            } => (
+                instance_id,
+                Some(
+                    ctx.ec2
+                        .replace(association_id, instance_id, &profile_arn)
+                        .await?,
+                ),
+                format!("associated {instance_id} with {profile_arn}"),
+            ),
+            BindingAction::Disassociate {
+                instance_id,
+                association_id,
+            } => {
+                ctx.ec2.disassociate(association_id).await?;
+                (
+                    instance_id,
+                    None,
+                    format!(
+                        "disassociated {instance_id} from {profile_arn}: it no longer matches the spec"
+                    ),
+                )
+            }
+        };
+        match outcome {
+            Some(association) => {
+                if let Some(state) = status
+                    .instances
+                    .iter_mut()
+                    .find(|state| &state.instance_id == instance_id)
+                {
+                    state.association_id = Some(association.association_id);
+                    state.state = association.state;
+                    state.message = None;
+                }
+            }
+            None => status
+                .instances
+                .retain(|state| &state.instance_id != instance_id),
+        }
+        Ok(note)
+    }
+
+    /// EC2 answers an association with its state: already `associated`, or still on its way.
+    fn reassess(&self, plan: &mut Plan) {
+        (plan.readiness, plan.retry_soon) = assess(&mut plan.status);
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
@@ -559,78 +657,56 @@ impl Managed for Ec2InstanceBinding {
     }
 }
 
-impl Ec2InstanceBinding {
-    /// Makes one write and records its outcome in the per-instance state.
-    async fn apply(
-        &self,
-        ctx: &Context,
-        profile_arn: &str,
-        action: &BindingAction,
-        instances: &mut Vec<InstanceBindingState>,
-    ) -> Result<(), Error> {
-        let (instance_id, outcome, note) = match action {
-            BindingAction::Associate { instance_id } => (
-                instance_id,
-                Some(ctx.ec2.associate(instance_id, profile_arn).await?),
-                format!("associated {instance_id} with {profile_arn}"),
-            ),
-            BindingAction::Replace {
-                instance_id,
-                association_id,
-            } => (
-                instance_id,
-                Some(
-                    ctx.ec2
-                        .replace(association_id, instance_id, profile_arn)
-                        .await?,
-                ),
-                format!("associated {instance_id} with {profile_arn}"),
-            ),
-            BindingAction::Disassociate {
-                instance_id,
-                association_id,
-            } => {
-                ctx.ec2.disassociate(association_id).await?;
-                (
-                    instance_id,
-                    None,
-                    format!(
-                        "disassociated {instance_id} from {profile_arn}: it no longer matches the spec"
-                    ),
-                )
-            }
-        };
-        ctx.event(
-            self,
-            false,
-            &super::action_reason(action),
-            "Reconcile",
-            note,
-        )
-        .await;
-        match outcome {
-            Some(association) => {
-                if let Some(state) = instances
-                    .iter_mut()
-                    .find(|state| &state.instance_id == instance_id)
-                {
-                    state.association_id = Some(association.association_id);
-                    state.state = association.state;
-                    state.message = None;
-                }
-            }
-            None => instances.retain(|state| &state.instance_id != instance_id),
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::binding::InstanceSelector;
 
     const PROFILE: &str = "arn:aws:iam::123456789012:instance-profile/web";
+
+    /// The plan for these observations, with its per-instance states and conflicts at hand.
+    struct Planned {
+        actions: Vec<BindingAction>,
+        instances: Vec<InstanceBindingState>,
+        conflicts: BTreeMap<String, String>,
+        readiness: Readiness,
+    }
+
+    fn plan(
+        profile_arn: &str,
+        instances: &[Instance],
+        previously: &BTreeSet<String>,
+        associations: &[Association],
+        claims: &BTreeMap<String, String>,
+        unowned: &BTreeMap<String, String>,
+    ) -> Planned {
+        let plan = super::plan(&Observed {
+            profile_arn: profile_arn.into(),
+            instances: instances.to_vec(),
+            previously: previously.clone(),
+            associations: associations.to_vec(),
+            claims: claims.clone(),
+            unowned: unowned.clone(),
+        });
+        let conflicts = plan
+            .status
+            .instances
+            .iter()
+            .filter(|state| state.state == CONFLICT_STATE)
+            .map(|state| {
+                (
+                    state.instance_id.clone(),
+                    state.message.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        Planned {
+            actions: plan.actions,
+            instances: plan.status.instances,
+            conflicts,
+            readiness: plan.readiness,
+        }
+    }
 
     #[test]
     fn a_selector_of_wildcards_alone_is_refused() {
@@ -863,5 +939,27 @@ mod tests {
         assert!(!wildcard_match("*x", ""));
         assert!(wildcard_match("", ""));
         assert!(!wildcard_match("", "a"));
+    }
+
+    #[test]
+    fn a_new_association_is_reconciling_until_ec2_says_associated() {
+        let planned = plan(
+            PROFILE,
+            &[instance("i-1", &[])],
+            &BTreeSet::new(),
+            &[],
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(planned.readiness.reason, reason::RECONCILING);
+        let mut status = Ec2InstanceBindingStatus {
+            instance_profile_arn: Some(PROFILE.into()),
+            instances: planned.instances,
+            ..Default::default()
+        };
+        status.instances[0].state = "associated".into();
+        let (readiness, retry_soon) = assess(&mut status);
+        assert!(readiness.ready && !retry_soon, "{readiness:?}");
+        assert_eq!((status.matched, status.bound), (1, 1));
     }
 }

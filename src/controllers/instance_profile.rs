@@ -4,12 +4,9 @@ use kube::{Resource, ResourceExt};
 
 use super::stores::Stores;
 use super::tags::{Tags, desired_tags, tag_changes};
-use super::{
-    Converged, Managed, claim_existing, is_ready, left_to_its_owner, log_planned, references,
-};
+use super::{Managed, claim_existing, is_ready, left_to_its_owner, references};
 use crate::api::{DeletionPolicy, InstanceProfile, InstanceProfileStatus};
 use crate::aws::iam::ObservedInstanceProfile;
-use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::error::Error;
 use crate::tenancy::{AwsKind, Rules};
@@ -32,7 +29,25 @@ pub enum ProfileAction {
     Untag { keys: Vec<String> },
 }
 
-pub fn plan(desired: &Desired, observed: Option<&ObservedInstanceProfile>) -> Vec<ProfileAction> {
+pub type Plan = super::Plan<ProfileAction, InstanceProfileStatus>;
+
+/// Pure: the writes, and the status they leave (a profile still to be created has its ARN and
+/// id from CreateInstanceProfile).
+pub fn plan(desired: &Desired, observed: Option<&ObservedInstanceProfile>) -> Plan {
+    let status = InstanceProfileStatus {
+        arn: observed.map(|profile| profile.arn.clone()),
+        instance_profile_id: observed.map(|profile| profile.instance_profile_id.clone()),
+        role_name: Some(desired.role.clone()),
+        ..Default::default()
+    };
+    Plan::available(
+        actions(desired, observed),
+        status,
+        format!("instance profile holds role {}", desired.role),
+    )
+}
+
+fn actions(desired: &Desired, observed: Option<&ObservedInstanceProfile>) -> Vec<ProfileAction> {
     let Some(observed) = observed else {
         return vec![
             ProfileAction::Create,
@@ -107,6 +122,9 @@ pub fn profile_name(profile: &InstanceProfile) -> String {
 
 impl Managed for InstanceProfile {
     type Status = InstanceProfileStatus;
+    type Desired = Desired;
+    type Observed = Option<ObservedInstanceProfile>;
+    type Action = ProfileAction;
 
     fn status_mut(status: &mut Self::Status) -> &mut crate::api::CommonStatus {
         &mut status.common
@@ -136,18 +154,21 @@ impl Managed for InstanceProfile {
         Ok(())
     }
 
-    async fn converge(
-        &self,
-        ctx: &Context,
-        rules: &Rules,
-    ) -> Result<Converged<Self::Status>, Error> {
-        let owner = ctx.owner_tag_value(self);
-        let desired = Desired {
+    fn desired(&self, ctx: &Context, rules: &Rules) -> Result<Desired, Error> {
+        Ok(Desired {
             name: profile_name(self),
             path: rules.check_path(self.spec.path.as_deref())?,
             role: resolve_role(self, ctx)?,
-            tags: desired_tags(&self.spec.tags, &owner),
-        };
+            tags: desired_tags(&self.spec.tags, &ctx.owner_tag_value(self)),
+        })
+    }
+
+    async fn observe(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+        desired: &Desired,
+    ) -> Result<Option<ObservedInstanceProfile>, Error> {
         let observed = ctx.iam.get_instance_profile(&desired.name).await?;
         if let Some(observed) = &observed {
             let what = format!("instance profile {}", desired.name);
@@ -157,42 +178,56 @@ impl Managed for InstanceProfile {
                 AwsKind::InstanceProfile,
                 &desired.name,
                 &observed.tags,
-                &owner,
+                &ctx.owner_tag_value(self),
                 &what,
             )?;
             rules.check_arn_path(&observed.arn, &what)?;
         }
-        let actions = plan(&desired, observed.as_ref());
-        let mut state = observed;
-        if ctx.settings.dry_run {
-            log_planned(
-                ctx,
-                self,
-                actions.iter().map(|action| format!("{action:?}")),
-            );
-        } else {
-            for action in &actions {
-                state = Some(self.apply(ctx, &desired, state, action).await?);
+        Ok(observed)
+    }
+
+    fn plan(&self, desired: &Desired, observed: &Option<ObservedInstanceProfile>) -> Plan {
+        plan(desired, observed.as_ref())
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        desired: &Desired,
+        action: &ProfileAction,
+        status: &mut InstanceProfileStatus,
+    ) -> Result<String, Error> {
+        let iam = &ctx.iam;
+        let name = desired.name.as_str();
+        Ok(match action {
+            ProfileAction::Create => {
+                let created = iam
+                    .create_instance_profile(name, &desired.path, &desired.tags)
+                    .await?;
+                status.instance_profile_id = Some(created.instance_profile_id);
+                let note = format!("created instance profile {}", created.arn);
+                status.arn = Some(created.arn);
+                note
             }
-        }
-        let status = InstanceProfileStatus {
-            common: Default::default(),
-            arn: state.as_ref().map(|profile| profile.arn.clone()),
-            instance_profile_id: state
-                .as_ref()
-                .map(|profile| profile.instance_profile_id.clone()),
-            role_name: state
-                .as_ref()
-                .and_then(|profile| profile.roles.first().cloned()),
-        };
-        Ok(Converged {
-            status,
-            readiness: Readiness::available(format!(
-                "instance profile holds role {}",
-                desired.role
-            )),
-            changes: actions.len(),
-            retry_soon: false,
+            ProfileAction::RemoveRole { role } => {
+                iam.remove_role_from_instance_profile(name, role).await?;
+                format!("removed role {role}")
+            }
+            ProfileAction::AddRole { role } => {
+                iam.add_role_to_instance_profile(name, role).await?;
+                format!("added role {role}")
+            }
+            ProfileAction::Tag { tags } => {
+                iam.tag_instance_profile(name, tags).await?;
+                format!(
+                    "set tags {}",
+                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+            ProfileAction::Untag { keys } => {
+                iam.untag_instance_profile(name, keys).await?;
+                format!("removed tags {}", keys.join(", "))
+            }
         })
     }
 
@@ -235,64 +270,6 @@ impl Managed for InstanceProfile {
     }
 }
 
-impl InstanceProfile {
-    async fn apply(
-        &self,
-        ctx: &Context,
-        desired: &Desired,
-        state: Option<ObservedInstanceProfile>,
-        action: &ProfileAction,
-    ) -> Result<ObservedInstanceProfile, Error> {
-        let iam = &ctx.iam;
-        let name = desired.name.as_str();
-        let (state, note) = match (action, state) {
-            (ProfileAction::Create, _) => {
-                let created = iam
-                    .create_instance_profile(name, &desired.path, &desired.tags)
-                    .await?;
-                let note = format!("created instance profile {}", created.arn);
-                (created, note)
-            }
-            (ProfileAction::RemoveRole { role }, Some(mut state)) => {
-                iam.remove_role_from_instance_profile(name, role).await?;
-                state.roles.retain(|held| held != role);
-                (state, format!("removed role {role}"))
-            }
-            (ProfileAction::AddRole { role }, Some(mut state)) => {
-                iam.add_role_to_instance_profile(name, role).await?;
-                state.roles.push(role.clone());
-                (state, format!("added role {role}"))
-            }
-            (ProfileAction::Tag { tags }, Some(mut state)) => {
-                iam.tag_instance_profile(name, tags).await?;
-                state.tags.extend(tags.clone());
-                (
-                    state,
-                    format!(
-                        "set tags {}",
-                        tags.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            }
-            (ProfileAction::Untag { keys }, Some(mut state)) => {
-                iam.untag_instance_profile(name, keys).await?;
-                state.tags.retain(|key, _| !keys.contains(key));
-                (state, format!("removed tags {}", keys.join(", ")))
-            }
-            (action, None) => unreachable!("plan only yields {action:?} for an existing profile"),
-        };
-        ctx.event(
-            self,
-            false,
-            &super::action_reason(action),
-            "Reconcile",
-            note,
-        )
-        .await;
-        Ok(state)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,7 +296,7 @@ mod tests {
     #[test]
     fn a_missing_profile_is_created_with_its_role() {
         assert_eq!(
-            plan(&desired("web"), None),
+            actions(&desired("web"), None),
             vec![
                 ProfileAction::Create,
                 ProfileAction::AddRole { role: "web".into() }
@@ -330,14 +307,17 @@ mod tests {
     #[test]
     fn a_converged_profile_needs_no_write() {
         let desired = desired("web");
-        assert_eq!(plan(&desired, Some(&observed(&["web"], &desired))), vec![]);
+        assert_eq!(
+            actions(&desired, Some(&observed(&["web"], &desired))),
+            vec![]
+        );
     }
 
     #[test]
     fn a_changed_role_is_swapped_old_out_first() {
         let desired = desired("new");
         assert_eq!(
-            plan(&desired, Some(&observed(&["old"], &desired))),
+            actions(&desired, Some(&observed(&["old"], &desired))),
             vec![
                 ProfileAction::RemoveRole { role: "old".into() },
                 ProfileAction::AddRole { role: "new".into() }
@@ -349,8 +329,17 @@ mod tests {
     fn an_empty_profile_gets_its_role_back() {
         let desired = desired("web");
         assert_eq!(
-            plan(&desired, Some(&observed(&[], &desired))),
+            actions(&desired, Some(&observed(&[], &desired))),
             vec![ProfileAction::AddRole { role: "web".into() }]
         );
+    }
+
+    #[test]
+    fn a_swap_projects_the_new_role_and_keeps_the_profile_id() {
+        let desired = desired("new");
+        let plan = plan(&desired, Some(&observed(&["old"], &desired)));
+        assert_eq!(plan.status.role_name.as_deref(), Some("new"));
+        assert_eq!(plan.status.instance_profile_id.as_deref(), Some("AIPA"));
+        assert_eq!(plan.readiness.message, "instance profile holds role new");
     }
 }

@@ -47,13 +47,37 @@ const MANAGER: &str = "rolecall";
 pub struct Converged<S> {
     pub status: S,
     pub readiness: Readiness,
-    /// Number of AWS writes made (or planned, in dry-run).
-    pub changes: usize,
     /// AWS is still settling (an association in progress): look again soon, not at resync.
     pub retry_soon: bool,
 }
 
-/// A kind rolecall reconciles: observe → plan → apply in `converge`, teardown in `cleanup`.
+/// A kind's plan: the writes that take AWS from what was observed to what the spec asks for,
+/// and the status and readiness once they are made. Only what AWS assigns on a write (the id
+/// of a created object, a new version's number) is left for `apply` to fill in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan<A, S> {
+    pub actions: Vec<A>,
+    pub status: S,
+    pub readiness: Readiness,
+    /// AWS is still settling (an association in progress): look again soon, not at resync.
+    pub retry_soon: bool,
+}
+
+impl<A, S> Plan<A, S> {
+    /// A plan that reports Available with `message`.
+    pub fn available(actions: Vec<A>, status: S, message: impl Into<String>) -> Self {
+        Plan {
+            actions,
+            status,
+            readiness: Readiness::available(message),
+            retry_soon: false,
+        }
+    }
+}
+
+/// A kind rolecall reconciles. The driver runs, in order: `validate`, the namespace's rules
+/// (`admit`), then in the namespace's account `desired` → `observe` → `plan` → `apply` for
+/// each planned action; on deletion, `cleanup`.
 pub trait Managed:
     Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
     + Clone
@@ -65,6 +89,12 @@ pub trait Managed:
     + 'static
 {
     type Status: Serialize + Clone + PartialEq + Default + Debug + Send + Sync;
+    /// The spec under the namespace's rules, references resolved.
+    type Desired: Send + Sync;
+    /// What AWS has, as far as the plan needs it.
+    type Observed: Send + Sync;
+    /// One AWS write.
+    type Action: Debug + Send + Sync;
 
     fn status_mut(status: &mut Self::Status) -> &mut CommonStatus;
     fn current_status(&self) -> Option<&Self::Status>;
@@ -78,14 +108,43 @@ pub trait Managed:
 
     /// The namespace's rules checked against the spec alone, before any AWS call: the hook
     /// where tenancy is enforced. Checks that need AWS state (adoption, an instance's tags,
-    /// whose association a binding would replace) run in `converge`, still before any write.
+    /// whose association a binding would replace) run in `observe`, still before any write.
     fn admit(&self, rules: &Rules, ctx: &Context) -> Result<(), Error>;
 
-    fn converge(
+    /// The spec with the rules' path and boundary applied and references resolved from the
+    /// reflector stores (a reference not Ready is DependencyNotReady). No AWS call.
+    fn desired(&self, ctx: &Context, rules: &Rules) -> Result<Self::Desired, Error>;
+
+    /// Every AWS read the plan needs, and the checks on what is found there (whose it is,
+    /// whether the rules allow touching it). No AWS write.
+    fn observe(
         &self,
         ctx: &Context,
         rules: &Rules,
-    ) -> impl Future<Output = Result<Converged<Self::Status>, Error>> + Send;
+        desired: &Self::Desired,
+    ) -> impl Future<Output = Result<Self::Observed, Error>> + Send;
+
+    /// Pure: the writes to make and the status and readiness they leave.
+    fn plan(
+        &self,
+        desired: &Self::Desired,
+        observed: &Self::Observed,
+    ) -> Plan<Self::Action, Self::Status>;
+
+    /// The only code that writes to AWS: makes one planned action, records in the projected
+    /// status what AWS assigned, and returns what was done, in words, for its Event.
+    fn apply(
+        &self,
+        ctx: &Context,
+        desired: &Self::Desired,
+        action: &Self::Action,
+        status: &mut Self::Status,
+    ) -> impl Future<Output = Result<String, Error>> + Send;
+
+    /// After the writes: readiness judged again from what AWS answered, for a kind whose
+    /// writes can complete at once or later (an association). Most kinds keep the plan's.
+    fn reassess(&self, _plan: &mut Plan<Self::Action, Self::Status>) {}
+
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<(), Error>> + Send;
 
     /// The objects that still refer to this one (`Kind name`): its AWS object is not deleted
@@ -93,6 +152,39 @@ pub trait Managed:
     fn holders(&self, _stores: &Stores) -> Vec<String> {
         vec![]
     }
+}
+
+/// desired → observe → plan → apply: each planned write made in order (logged, not made, in
+/// dry-run), one Event each.
+async fn converge<K: Managed>(
+    object: &K,
+    ctx: &Context,
+    rules: &Rules,
+) -> Result<Converged<K::Status>, Error> {
+    let desired = object.desired(ctx, rules)?;
+    let observed = object.observe(ctx, rules, &desired).await?;
+    let mut plan = object.plan(&desired, &observed);
+    if ctx.settings.dry_run {
+        log_planned(
+            ctx,
+            object,
+            plan.actions.iter().map(|action| format!("{action:?}")),
+        );
+    } else if !plan.actions.is_empty() {
+        for action in &plan.actions {
+            let note = object
+                .apply(ctx, &desired, action, &mut plan.status)
+                .await?;
+            ctx.event(object, false, &action_reason(action), "Reconcile", note)
+                .await;
+        }
+        object.reassess(&mut plan);
+    }
+    Ok(Converged {
+        status: plan.status,
+        readiness: plan.readiness,
+        retry_soon: plan.retry_soon,
+    })
 }
 
 /// Whether a dependency's status says Ready for its current generation.
@@ -157,7 +249,7 @@ pub fn adopt_requested<K: Resource>(object: &K) -> bool {
 }
 
 /// Dry-run: log each planned write and keep it for inspection; nothing is sent to AWS.
-pub fn log_planned<K: Resource>(ctx: &Context, object: &K, actions: impl Iterator<Item = String>) {
+fn log_planned<K: Resource>(ctx: &Context, object: &K, actions: impl Iterator<Item = String>) {
     let name = format!(
         "{}/{}",
         object.namespace().unwrap_or_default(),
@@ -338,7 +430,7 @@ async fn admitted_converge<K: Managed>(
     let rules = ctx.rules_for(&object.namespace().unwrap_or_default())?;
     object.admit(&rules, ctx)?;
     let ctx = ctx.for_account(rules.spec.account.as_ref()).await;
-    let mut converged = object.converge(&ctx, &rules).await?;
+    let mut converged = converge(object, &ctx, &rules).await?;
     K::status_mut(&mut converged.status).account = Some(ctx.account().to_owned());
     Ok(converged)
 }

@@ -4,10 +4,9 @@ use kube::ResourceExt;
 
 use super::stores::Stores;
 use super::tags::{Tags, desired_tags, tag_changes};
-use super::{Converged, Managed, claim_existing, left_to_its_owner, log_planned, references};
+use super::{Managed, claim_existing, left_to_its_owner, references};
 use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
 use crate::aws::iam::{ObservedPolicy, PolicyVersion};
-use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::equivalence;
 use crate::error::Error;
@@ -21,6 +20,7 @@ pub const MAX_POLICY_VERSIONS: usize = 5;
 pub struct Desired {
     pub name: String,
     pub path: String,
+    pub arn: String,
     pub description: Option<String>,
     pub document: PolicyDocument,
     pub document_json: String,
@@ -53,60 +53,70 @@ pub enum PolicyAction {
     },
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    pub actions: Vec<PolicyAction>,
-    /// Differences that cannot be applied, reported in the Ready message.
-    pub notes: Vec<String>,
-}
+pub type Plan = super::Plan<PolicyAction, IamPolicyStatus>;
 
+/// Pure: the writes, and the status they leave. A difference IAM cannot apply (the
+/// description, set only at creation) is said in the Ready message.
 pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
-    let Some(observed) = observed else {
-        return Plan {
-            actions: vec![PolicyAction::Create],
-            notes: vec![],
-        };
+    let mut status = IamPolicyStatus {
+        arn: Some(desired.arn.clone()),
+        ..Default::default()
     };
-    let mut plan = Plan::default();
+    let Some(observed) = observed else {
+        return Plan::available(vec![PolicyAction::Create], status, "policy created");
+    };
+    status.policy_id = Some(observed.policy.policy_id.clone());
+    status.default_version_id = Some(observed.policy.default_version_id.clone());
+    let mut actions = Vec::new();
     if !equivalence::document_matches(&desired.document, &observed.document) {
         if observed.versions.len() >= MAX_POLICY_VERSIONS {
             // Versions come oldest first.
             if let Some(oldest) = observed.versions.iter().find(|version| !version.is_default) {
-                plan.actions.push(PolicyAction::DeleteVersion {
+                actions.push(PolicyAction::DeleteVersion {
                     version_id: oldest.version_id.clone(),
                 });
             }
         }
-        plan.actions.push(PolicyAction::CreateDefaultVersion);
+        actions.push(PolicyAction::CreateDefaultVersion);
     }
     let (set, remove) = tag_changes(&desired.tags, &observed.policy.tags);
     if !set.is_empty() {
-        plan.actions.push(PolicyAction::Tag { tags: set });
+        actions.push(PolicyAction::Tag { tags: set });
     }
     if !remove.is_empty() {
-        plan.actions.push(PolicyAction::Untag { keys: remove });
+        actions.push(PolicyAction::Untag { keys: remove });
     }
     let observed_description = observed.policy.description.as_deref().unwrap_or_default();
-    if desired.description.as_deref().unwrap_or_default() != observed_description {
-        plan.notes.push(format!(
+    let message = if desired.description.as_deref().unwrap_or_default() != observed_description {
+        format!(
             "description differs from IAM's ({observed_description:?}); IAM sets a policy's description only at creation, \
              so it stays until the policy is recreated"
-        ));
-    }
-    plan
+        )
+    } else {
+        "policy matches the spec".to_owned()
+    };
+    Plan::available(actions, status, message)
 }
 
 /// The spec, checked for what the CRD schema cannot express, with defaults filled in.
-pub fn desired(policy: &IamPolicy, owner: &str) -> Result<Desired, Error> {
+pub fn desired(
+    policy: &IamPolicy,
+    owner: &str,
+    iam_arn_prefix: &str,
+    path: &str,
+) -> Result<Desired, Error> {
     let spec = &policy.spec;
     let document = &spec.document;
     equivalence::validate_for(document, equivalence::DocumentUse::Permissions)
         .map_err(|problems| Error::InvalidSpec(format!("document: {}", problems.join("; "))))?;
     equivalence::check_size(document, equivalence::MANAGED_POLICY_MAX_CHARS)
         .map_err(|problem| Error::InvalidSpec(format!("document: {problem}")))?;
+    let name = policy_name(policy);
+    let path = path.to_owned();
     Ok(Desired {
-        name: policy_name(policy),
-        path: spec.path.clone().unwrap_or_else(|| "/".into()),
+        arn: format!("{iam_arn_prefix}policy{path}{name}"),
+        name,
+        path,
         description: spec.description.clone(),
         document: document.clone(),
         document_json: equivalence::to_iam_json(document),
@@ -123,14 +133,7 @@ pub fn policy_name(policy: &IamPolicy) -> String {
         .unwrap_or_else(|| policy.name_any())
 }
 
-fn policy_arn(ctx: &Context, desired: &Desired) -> String {
-    format!(
-        "{}policy{}{}",
-        ctx.iam_arn_prefix, desired.path, desired.name
-    )
-}
-
-async fn observe(ctx: &Context, arn: &str) -> Result<Option<Observed>, Error> {
+async fn read(ctx: &Context, arn: &str) -> Result<Option<Observed>, Error> {
     let Some(policy) = ctx.iam.get_policy(arn).await? else {
         return Ok(None);
     };
@@ -148,6 +151,9 @@ async fn observe(ctx: &Context, arn: &str) -> Result<Option<Observed>, Error> {
 
 impl Managed for IamPolicy {
     type Status = IamPolicyStatus;
+    type Desired = Desired;
+    type Observed = Option<Observed>;
+    type Action = PolicyAction;
 
     fn status_mut(status: &mut Self::Status) -> &mut crate::api::CommonStatus {
         &mut status.common
@@ -162,7 +168,7 @@ impl Managed for IamPolicy {
     }
 
     fn validate(&self, _ctx: &Context) -> Result<(), Error> {
-        desired(self, "").map(drop)
+        desired(self, "", "", "/").map(drop)
     }
 
     fn admit(&self, rules: &Rules, _ctx: &Context) -> Result<(), Error> {
@@ -171,68 +177,98 @@ impl Managed for IamPolicy {
         rules.check_permissions(&self.spec.document, "document")
     }
 
-    async fn converge(
-        &self,
-        ctx: &Context,
-        rules: &Rules,
-    ) -> Result<Converged<Self::Status>, Error> {
-        let owner = ctx.owner_tag_value(self);
-        let mut desired = desired(self, &owner)?;
-        desired.path = rules.check_path(self.spec.path.as_deref())?;
-        let arn = policy_arn(ctx, &desired);
+    fn desired(&self, ctx: &Context, rules: &Rules) -> Result<Desired, Error> {
+        let path = rules.check_path(self.spec.path.as_deref())?;
+        let desired = desired(self, &ctx.owner_tag_value(self), &ctx.iam_arn_prefix, &path)?;
         // A policy is found by its ARN, so a Tenancy that moved the namespace's path would
         // otherwise make a second copy: the first stays, and so does the refusal.
         let recorded = self.status.as_ref().and_then(|s| s.arn.as_deref());
-        if let Some(old) = recorded.filter(|old| *old != arn) {
+        if let Some(old) = recorded.filter(|old| *old != desired.arn) {
             return Err(rules.refuse(
                 "path",
-                format!("this policy exists as {old}, not at {arn} where the rules now place it; rolecall leaves it as it is"),
+                format!(
+                    "this policy exists as {old}, not at {} where the rules now place it; rolecall leaves it as it is",
+                    desired.arn
+                ),
             ));
         }
-        let observed = observe(ctx, &arn).await?;
+        Ok(desired)
+    }
+
+    async fn observe(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+        desired: &Desired,
+    ) -> Result<Option<Observed>, Error> {
+        let observed = read(ctx, &desired.arn).await?;
         if let Some(observed) = &observed {
-            let what = format!("policy {arn}");
             claim_existing(
                 self,
                 rules,
                 AwsKind::Policy,
                 &desired.name,
                 &observed.policy.tags,
-                &owner,
-                &what,
+                &ctx.owner_tag_value(self),
+                &format!("policy {}", desired.arn),
             )?;
         }
-        let plan = plan(&desired, observed.as_ref());
-        let mut state = observed.map(|observed| observed.policy);
-        if ctx.settings.dry_run {
-            log_planned(
-                ctx,
-                self,
-                plan.actions.iter().map(|action| format!("{action:?}")),
-            );
-        } else {
-            for action in &plan.actions {
-                state = Some(self.apply(ctx, &arn, &desired, state, action).await?);
+        Ok(observed)
+    }
+
+    fn plan(&self, desired: &Desired, observed: &Option<Observed>) -> Plan {
+        plan(desired, observed.as_ref())
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        desired: &Desired,
+        action: &PolicyAction,
+        status: &mut IamPolicyStatus,
+    ) -> Result<String, Error> {
+        let iam = &ctx.iam;
+        let arn = desired.arn.as_str();
+        Ok(match action {
+            PolicyAction::Create => {
+                let created = iam
+                    .create_policy(
+                        &desired.name,
+                        &desired.path,
+                        desired.description.as_deref(),
+                        &desired.document_json,
+                        &desired.tags,
+                    )
+                    .await?;
+                status.policy_id = Some(created.policy_id);
+                status.default_version_id = Some(created.default_version_id);
+                format!("created policy {}", created.arn)
             }
-        }
-        let status = IamPolicyStatus {
-            common: Default::default(),
-            arn: state.as_ref().map(|policy| policy.arn.clone()),
-            policy_id: state.as_ref().map(|policy| policy.policy_id.clone()),
-            default_version_id: state
-                .as_ref()
-                .map(|policy| policy.default_version_id.clone()),
-        };
-        let message = if plan.notes.is_empty() {
-            "policy matches the spec".to_string()
-        } else {
-            plan.notes.join("; ")
-        };
-        Ok(Converged {
-            status,
-            readiness: Readiness::available(message),
-            changes: plan.actions.len(),
-            retry_soon: false,
+            PolicyAction::DeleteVersion { version_id } => {
+                iam.delete_policy_version(arn, version_id).await?;
+                format!(
+                    "deleted old version {version_id} (IAM keeps at most {MAX_POLICY_VERSIONS})"
+                )
+            }
+            PolicyAction::CreateDefaultVersion => {
+                let version = iam
+                    .create_policy_version(arn, &desired.document_json)
+                    .await?;
+                let note = format!("published the document as default version {version}");
+                status.default_version_id = Some(version);
+                note
+            }
+            PolicyAction::Tag { tags } => {
+                iam.tag_policy(arn, tags).await?;
+                format!(
+                    "set tags {}",
+                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+            PolicyAction::Untag { keys } => {
+                iam.untag_policy(arn, keys).await?;
+                format!("removed tags {}", keys.join(", "))
+            }
         })
     }
 
@@ -314,83 +350,11 @@ impl Managed for IamPolicy {
     }
 }
 
-impl IamPolicy {
-    async fn apply(
-        &self,
-        ctx: &Context,
-        arn: &str,
-        desired: &Desired,
-        state: Option<ObservedPolicy>,
-        action: &PolicyAction,
-    ) -> Result<ObservedPolicy, Error> {
-        let iam = &ctx.iam;
-        let (state, note) = match (action, state) {
-            (PolicyAction::Create, _) => {
-                let created = iam
-                    .create_policy(
-                        &desired.name,
-                        &desired.path,
-                        desired.description.as_deref(),
-                        &desired.document_json,
-                        &desired.tags,
-                    )
-                    .await?;
-                let note = format!("created policy {}", created.arn);
-                (created, note)
-            }
-            (PolicyAction::DeleteVersion { version_id }, Some(state)) => {
-                iam.delete_policy_version(arn, version_id).await?;
-                (
-                    state,
-                    format!(
-                        "deleted old version {version_id} (IAM keeps at most {MAX_POLICY_VERSIONS})"
-                    ),
-                )
-            }
-            (PolicyAction::CreateDefaultVersion, Some(mut state)) => {
-                state.default_version_id = iam
-                    .create_policy_version(arn, &desired.document_json)
-                    .await?;
-                let note = format!(
-                    "published the document as default version {}",
-                    state.default_version_id
-                );
-                (state, note)
-            }
-            (PolicyAction::Tag { tags }, Some(mut state)) => {
-                iam.tag_policy(arn, tags).await?;
-                state.tags.extend(tags.clone());
-                (
-                    state,
-                    format!(
-                        "set tags {}",
-                        tags.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            }
-            (PolicyAction::Untag { keys }, Some(mut state)) => {
-                iam.untag_policy(arn, keys).await?;
-                state.tags.retain(|key, _| !keys.contains(key));
-                (state, format!("removed tags {}", keys.join(", ")))
-            }
-            (action, None) => unreachable!("plan only yields {action:?} for an existing policy"),
-        };
-        ctx.event(
-            self,
-            false,
-            &super::action_reason(action),
-            "Reconcile",
-            note,
-        )
-        .await;
-        Ok(state)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::conditions::OWNER_TAG;
+    use crate::conditions::Readiness;
 
     fn document(action: &str) -> PolicyDocument {
         serde_json::from_value(serde_json::json!({
@@ -405,6 +369,7 @@ mod tests {
         Desired {
             name: "p".into(),
             path: "/".into(),
+            arn: "arn:aws:iam::123456789012:policy/p".into(),
             description: Some("d".into()),
             document_json: equivalence::to_iam_json(&document),
             document,
@@ -451,7 +416,13 @@ mod tests {
     fn a_converged_policy_needs_no_write() {
         let desired = desired_with("s3:GetObject");
         let observed = observed_from(&desired, vec![version("v1", true, 1)]);
-        assert_eq!(plan(&desired, Some(&observed)), Plan::default());
+        let plan = plan(&desired, Some(&observed));
+        assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+        assert_eq!(
+            plan.readiness,
+            Readiness::available("policy matches the spec")
+        );
+        assert_eq!(plan.status.policy_id.as_deref(), Some("ANPA"));
     }
 
     #[test]
@@ -517,7 +488,11 @@ mod tests {
         changed.description = Some("new".into());
         let plan = plan(&changed, Some(&observed));
         assert!(plan.actions.is_empty());
-        assert_eq!(plan.notes.len(), 1);
-        assert!(plan.notes[0].contains("only at creation"));
+        assert!(plan.readiness.ready);
+        assert!(
+            plan.readiness.message.contains("only at creation"),
+            "{}",
+            plan.readiness.message
+        );
     }
 }

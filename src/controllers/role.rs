@@ -6,12 +6,9 @@ use kube::{Resource, ResourceExt};
 
 use super::stores::Stores;
 use super::tags::{Tags, desired_tags, tag_changes};
-use super::{
-    Converged, Managed, claim_existing, is_ready, left_to_its_owner, log_planned, references,
-};
+use super::{Managed, claim_existing, is_ready, left_to_its_owner, references};
 use crate::api::{DeletionPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
 use crate::aws::iam::{NewRole, ObservedRole};
-use crate::conditions::Readiness;
 use crate::context::Context;
 use crate::equivalence;
 use crate::error::Error;
@@ -80,7 +77,21 @@ pub enum RoleAction {
     },
 }
 
-pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Vec<RoleAction> {
+pub type Plan = super::Plan<RoleAction, IamRoleStatus>;
+
+/// Pure: the writes, and the status they leave (the ARN and id of a role still to be created
+/// come from CreateRole).
+pub fn plan(desired: &Desired, observed: Option<&Observed>) -> Plan {
+    let status = IamRoleStatus {
+        arn: observed.map(|observed| observed.role.arn.clone()),
+        role_id: observed.map(|observed| observed.role.role_id.clone()),
+        attached_policy_arns: desired.managed_policy_arns.iter().cloned().collect(),
+        ..Default::default()
+    };
+    Plan::available(actions(desired, observed), status, "role matches the spec")
+}
+
+fn actions(desired: &Desired, observed: Option<&Observed>) -> Vec<RoleAction> {
     let mut actions = Vec::new();
     let empty = Observed {
         role: ObservedRole {
@@ -288,7 +299,7 @@ fn resolve_policy_refs(role: &IamRole, ctx: &Context) -> Result<BTreeSet<String>
     Ok(arns)
 }
 
-async fn observe(ctx: &Context, name: &str) -> Result<Option<Observed>, Error> {
+async fn read(ctx: &Context, name: &str) -> Result<Option<Observed>, Error> {
     let Some(role) = ctx.iam.get_role(name).await? else {
         return Ok(None);
     };
@@ -308,6 +319,9 @@ async fn observe(ctx: &Context, name: &str) -> Result<Option<Observed>, Error> {
 
 impl Managed for IamRole {
     type Status = IamRoleStatus;
+    type Desired = Desired;
+    type Observed = Option<Observed>;
+    type Action = RoleAction;
 
     fn status_mut(status: &mut Self::Status) -> &mut crate::api::CommonStatus {
         &mut status.common
@@ -345,19 +359,23 @@ impl Managed for IamRole {
         }
     }
 
-    async fn converge(
-        &self,
-        ctx: &Context,
-        rules: &Rules,
-    ) -> Result<Converged<Self::Status>, Error> {
-        let owner = ctx.owner_tag_value(self);
+    fn desired(&self, ctx: &Context, rules: &Rules) -> Result<Desired, Error> {
         check_policy_arns(&self.spec, &ctx.iam_arn_prefix)?;
         let referenced = resolve_policy_refs(self, ctx)?;
-        let mut desired = desired(self, &owner, referenced)?;
+        let mut desired = desired(self, &ctx.owner_tag_value(self), referenced)?;
         desired.path = rules.check_path(self.spec.path.as_deref())?;
         desired.permissions_boundary =
             rules.check_boundary(self.spec.permissions_boundary.as_deref())?;
-        let observed = observe(ctx, &desired.name).await?;
+        Ok(desired)
+    }
+
+    async fn observe(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+        desired: &Desired,
+    ) -> Result<Option<Observed>, Error> {
+        let observed = read(ctx, &desired.name).await?;
         if let Some(observed) = &observed {
             let what = format!("role {}", desired.name);
             claim_existing(
@@ -366,41 +384,94 @@ impl Managed for IamRole {
                 AwsKind::Role,
                 &desired.name,
                 &observed.role.tags,
-                &owner,
+                &ctx.owner_tag_value(self),
                 &what,
             )?;
             rules.check_arn_path(&observed.role.arn, &what)?;
         }
-        let actions = plan(&desired, observed.as_ref());
-        let mut arn = observed.as_ref().map(|observed| observed.role.arn.clone());
-        let mut role_id = observed
-            .as_ref()
-            .map(|observed| observed.role.role_id.clone());
-        if ctx.settings.dry_run {
-            log_planned(
-                ctx,
-                self,
-                actions.iter().map(|action| format!("{action:?}")),
-            );
-        } else {
-            for action in &actions {
-                if let Some(created) = self.apply(ctx, &desired, action).await? {
-                    arn = Some(created.arn);
-                    role_id = Some(created.role_id);
-                }
+        Ok(observed)
+    }
+
+    fn plan(&self, desired: &Desired, observed: &Option<Observed>) -> Plan {
+        plan(desired, observed.as_ref())
+    }
+
+    async fn apply(
+        &self,
+        ctx: &Context,
+        desired: &Desired,
+        action: &RoleAction,
+        status: &mut IamRoleStatus,
+    ) -> Result<String, Error> {
+        let iam = &ctx.iam;
+        let name = desired.name.as_str();
+        Ok(match action {
+            RoleAction::Create => {
+                let role = iam
+                    .create_role(&NewRole {
+                        name,
+                        path: &desired.path,
+                        assume_role_policy: &desired.trust_json,
+                        description: Some(desired.description.as_str()).filter(|d| !d.is_empty()),
+                        max_session_duration: Some(desired.max_session_duration),
+                        permissions_boundary: desired.permissions_boundary.as_deref(),
+                        tags: &desired.tags,
+                    })
+                    .await?;
+                status.role_id = Some(role.role_id);
+                let note = format!("created role {}", role.arn);
+                status.arn = Some(role.arn);
+                note
             }
-        }
-        let status = IamRoleStatus {
-            common: Default::default(),
-            arn,
-            role_id,
-            attached_policy_arns: desired.managed_policy_arns.iter().cloned().collect(),
-        };
-        Ok(Converged {
-            status,
-            readiness: Readiness::available("role matches the spec"),
-            changes: actions.len(),
-            retry_soon: false,
+            RoleAction::UpdateTrustPolicy => {
+                iam.update_assume_role_policy(name, &desired.trust_json)
+                    .await?;
+                "updated the trust policy".to_string()
+            }
+            RoleAction::UpdateRole {
+                description,
+                max_session_duration,
+            } => {
+                iam.update_role(name, description, *max_session_duration)
+                    .await?;
+                "updated description and maximum session duration".to_string()
+            }
+            RoleAction::PutPermissionsBoundary { arn } => {
+                iam.put_role_permissions_boundary(name, arn).await?;
+                format!("set permissions boundary {arn}")
+            }
+            RoleAction::DeletePermissionsBoundary => {
+                iam.delete_role_permissions_boundary(name).await?;
+                "removed the permissions boundary".to_string()
+            }
+            RoleAction::Tag { tags } => {
+                iam.tag_role(name, tags).await?;
+                format!(
+                    "set tags {}",
+                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+            RoleAction::Untag { keys } => {
+                iam.untag_role(name, keys).await?;
+                format!("removed tags {}", keys.join(", "))
+            }
+            RoleAction::AttachPolicy { arn } => {
+                iam.attach_role_policy(name, arn).await?;
+                format!("attached {arn}")
+            }
+            RoleAction::DetachPolicy { arn } => {
+                iam.detach_role_policy(name, arn).await?;
+                format!("detached {arn}")
+            }
+            RoleAction::PutInlinePolicy { name: policy_name } => {
+                let (_, json) = &desired.inline_policies[policy_name];
+                iam.put_role_policy(name, policy_name, json).await?;
+                format!("put inline policy {policy_name}")
+            }
+            RoleAction::DeleteInlinePolicy { name: policy_name } => {
+                iam.delete_role_policy(name, policy_name).await?;
+                format!("deleted inline policy {policy_name}")
+            }
         })
     }
 
@@ -471,96 +542,6 @@ impl Managed for IamRole {
     }
 }
 
-impl IamRole {
-    /// Applies one action; returns the role when the action created it.
-    async fn apply(
-        &self,
-        ctx: &Context,
-        desired: &Desired,
-        action: &RoleAction,
-    ) -> Result<Option<ObservedRole>, Error> {
-        let iam = &ctx.iam;
-        let name = desired.name.as_str();
-        let mut created = None;
-        let note = match action {
-            RoleAction::Create => {
-                let role = iam
-                    .create_role(&NewRole {
-                        name,
-                        path: &desired.path,
-                        assume_role_policy: &desired.trust_json,
-                        description: Some(desired.description.as_str()).filter(|d| !d.is_empty()),
-                        max_session_duration: Some(desired.max_session_duration),
-                        permissions_boundary: desired.permissions_boundary.as_deref(),
-                        tags: &desired.tags,
-                    })
-                    .await?;
-                let note = format!("created role {}", role.arn);
-                created = Some(role);
-                note
-            }
-            RoleAction::UpdateTrustPolicy => {
-                iam.update_assume_role_policy(name, &desired.trust_json)
-                    .await?;
-                "updated the trust policy".to_string()
-            }
-            RoleAction::UpdateRole {
-                description,
-                max_session_duration,
-            } => {
-                iam.update_role(name, description, *max_session_duration)
-                    .await?;
-                "updated description and maximum session duration".to_string()
-            }
-            RoleAction::PutPermissionsBoundary { arn } => {
-                iam.put_role_permissions_boundary(name, arn).await?;
-                format!("set permissions boundary {arn}")
-            }
-            RoleAction::DeletePermissionsBoundary => {
-                iam.delete_role_permissions_boundary(name).await?;
-                "removed the permissions boundary".to_string()
-            }
-            RoleAction::Tag { tags } => {
-                iam.tag_role(name, tags).await?;
-                format!(
-                    "set tags {}",
-                    tags.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            }
-            RoleAction::Untag { keys } => {
-                iam.untag_role(name, keys).await?;
-                format!("removed tags {}", keys.join(", "))
-            }
-            RoleAction::AttachPolicy { arn } => {
-                iam.attach_role_policy(name, arn).await?;
-                format!("attached {arn}")
-            }
-            RoleAction::DetachPolicy { arn } => {
-                iam.detach_role_policy(name, arn).await?;
-                format!("detached {arn}")
-            }
-            RoleAction::PutInlinePolicy { name: policy_name } => {
-                let (_, json) = &desired.inline_policies[policy_name];
-                iam.put_role_policy(name, policy_name, json).await?;
-                format!("put inline policy {policy_name}")
-            }
-            RoleAction::DeleteInlinePolicy { name: policy_name } => {
-                iam.delete_role_policy(name, policy_name).await?;
-                format!("deleted inline policy {policy_name}")
-            }
-        };
-        ctx.event(
-            self,
-            false,
-            &super::action_reason(action),
-            "Reconcile",
-            note,
-        )
-        .await;
-        Ok(created)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,7 +592,7 @@ mod tests {
     #[test]
     fn a_missing_role_is_created_then_given_its_policies() {
         assert_eq!(
-            plan(&desired(), None),
+            actions(&desired(), None),
             vec![
                 RoleAction::Create,
                 RoleAction::AttachPolicy {
@@ -675,7 +656,29 @@ mod tests {
     #[test]
     fn a_converged_role_needs_no_write() {
         let desired = desired();
-        assert_eq!(plan(&desired, Some(&converged(&desired))), vec![]);
+        assert_eq!(actions(&desired, Some(&converged(&desired))), vec![]);
+    }
+
+    #[test]
+    fn the_plan_projects_the_status_the_writes_leave() {
+        let desired = desired();
+        let mut observed = converged(&desired);
+        observed.attached.clear();
+        let plan = plan(&desired, Some(&observed));
+        assert_eq!(plan.actions.len(), 1);
+        assert_eq!(
+            plan.status.arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/web")
+        );
+        assert_eq!(plan.status.role_id.as_deref(), Some("AROA"));
+        // What the attach leaves, not what IAM had before it.
+        assert_eq!(
+            plan.status.attached_policy_arns,
+            vec!["arn:aws:iam::123456789012:policy/a".to_string()]
+        );
+        assert!(plan.readiness.ready);
+        // A role still to be created has its ARN from CreateRole.
+        assert_eq!(super::plan(&desired, None).status.arn, None);
     }
 
     #[test]
@@ -685,7 +688,7 @@ mod tests {
         observed.role.assume_role_policy =
             equivalence::to_iam_json(&service_trust_policy(&["lambda.amazonaws.com".into()]));
         assert_eq!(
-            plan(&desired, Some(&observed)),
+            actions(&desired, Some(&observed)),
             vec![RoleAction::UpdateTrustPolicy]
         );
     }
@@ -696,7 +699,7 @@ mod tests {
         let mut observed = converged(&desired);
         observed.role.max_session_duration = 7200;
         assert_eq!(
-            plan(&desired, Some(&observed)),
+            actions(&desired, Some(&observed)),
             vec![RoleAction::UpdateRole {
                 description: "web fleet".into(),
                 max_session_duration: 3600
@@ -710,7 +713,7 @@ mod tests {
         let observed = converged(&desired);
         desired.permissions_boundary = Some("arn:aws:iam::aws:policy/PowerUserAccess".into());
         assert_eq!(
-            plan(&desired, Some(&observed)),
+            actions(&desired, Some(&observed)),
             vec![RoleAction::PutPermissionsBoundary {
                 arn: "arn:aws:iam::aws:policy/PowerUserAccess".into()
             }]
@@ -718,7 +721,7 @@ mod tests {
         let mut bounded = converged(&desired);
         bounded.role.permissions_boundary = desired.permissions_boundary.take();
         assert_eq!(
-            plan(&desired, Some(&bounded)),
+            actions(&desired, Some(&bounded)),
             vec![RoleAction::DeletePermissionsBoundary]
         );
     }
@@ -729,7 +732,7 @@ mod tests {
         let observed = converged(&desired);
         desired.managed_policy_arns = ["arn:aws:iam::aws:policy/ReadOnlyAccess".to_string()].into();
         assert_eq!(
-            plan(&desired, Some(&observed)),
+            actions(&desired, Some(&observed)),
             vec![
                 RoleAction::AttachPolicy {
                     arn: "arn:aws:iam::aws:policy/ReadOnlyAccess".into()
@@ -756,7 +759,7 @@ mod tests {
             .inline
             .insert("stale".into(), inline("ec2:*").1);
         assert_eq!(
-            plan(&desired, Some(&observed_extra)),
+            actions(&desired, Some(&observed_extra)),
             vec![
                 RoleAction::PutInlinePolicy {
                     name: "logs".into()
@@ -775,7 +778,7 @@ mod tests {
         let mut observed = converged(&desired);
         observed.role.tags.clear();
         assert_eq!(
-            plan(&desired, Some(&observed)),
+            actions(&desired, Some(&observed)),
             vec![RoleAction::Tag {
                 tags: desired.tags.clone()
             }]
