@@ -1,5 +1,5 @@
-//! The rolecall API (`iam.rolecall.dev/v1alpha1`): the four kinds, the shared policy
-//! document, and their CustomResourceDefinitions.
+//! The rolecall API (`iam.rolecall.dev/v1alpha1`): the AWS kinds, the platform's Tenancy, the
+//! shared policy document, and their CustomResourceDefinitions.
 
 // Repeated `printcolumn(type_ = ...)` and `category` arguments of `#[kube]` are distinct
 // entries, not duplicates.
@@ -8,6 +8,7 @@
 pub mod binding;
 pub mod common;
 pub mod document;
+pub mod group;
 pub mod instance_profile;
 pub mod policy;
 pub mod role;
@@ -16,6 +17,7 @@ pub mod tenancy;
 pub use binding::{Ec2InstanceBinding, Ec2InstanceBindingSpec, Ec2InstanceBindingStatus};
 pub use common::{CommonStatus, DeletionPolicy, LocalObjectReference};
 pub use document::{Effect, OneOrMany, PolicyDocument, Principal, Statement};
+pub use group::{IamGroup, IamGroupSpec, IamGroupStatus};
 pub use instance_profile::{InstanceProfile, InstanceProfileSpec, InstanceProfileStatus};
 pub use policy::{IamPolicy, IamPolicySpec, IamPolicyStatus};
 pub use role::{IamRole, IamRoleSpec, IamRoleStatus};
@@ -29,13 +31,14 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "iam.rolecall.dev";
 pub const VERSION: &str = "v1alpha1";
 
-/// The CRDs of the four kinds and the platform team's Tenancy, in dependency order.
+/// The CRDs of the AWS kinds and the platform team's Tenancy, in dependency order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         with_default_name_limit(IamPolicy::crd(), 128),
         with_default_name_limit(IamRole::crd(), 64),
         with_default_name_limit(InstanceProfile::crd(), 128),
         Ec2InstanceBinding::crd(),
+        with_default_name_limit(IamGroup::crd(), 128),
         Tenancy::crd(),
     ]
 }

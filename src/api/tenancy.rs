@@ -219,4 +219,10 @@ pub struct AdoptionRules {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(pattern(NAME_GLOB_PATTERN)))]
     pub instance_profiles: Vec<String>,
+
+    /// Group names (globs) an IamGroup may adopt. IAM groups carry no tags: a group exists as
+    /// this object's only once rolecall created or adopted it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100), inner(pattern(NAME_GLOB_PATTERN)))]
+    pub groups: Vec<String>,
 }

@@ -6,7 +6,9 @@
 
 pub mod binding;
 pub mod gate;
+pub mod group;
 pub mod instance_profile;
+pub mod permissions;
 pub mod policy;
 pub mod references;
 pub mod role;
@@ -377,6 +379,7 @@ pub fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
         "IamRole" => "IamRole",
         "InstanceProfile" => "InstanceProfile",
         "Ec2InstanceBinding" => "Ec2InstanceBinding",
+        "IamGroup" => "IamGroup",
         _ => "Other",
     }
 }

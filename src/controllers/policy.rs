@@ -273,7 +273,9 @@ impl Managed for IamPolicy {
     }
 
     fn holders(&self, stores: &Stores) -> Vec<String> {
-        references::holders(&stores.roles, self)
+        let mut holders = references::holders(&stores.roles, self);
+        holders.extend(references::holders(&stores.groups, self));
+        holders
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use kube::ResourceExt;
 
 use super::stores::Scoped;
-use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile};
 
 /// A kind whose spec names objects of kind `T` in its own namespace.
 pub trait Refers<T> {
@@ -14,6 +14,16 @@ pub trait Refers<T> {
 }
 
 impl Refers<IamPolicy> for IamRole {
+    fn referenced_names(&self) -> Vec<&str> {
+        self.spec
+            .policy_refs
+            .iter()
+            .map(|reference| reference.name.as_str())
+            .collect()
+    }
+}
+
+impl Refers<IamPolicy> for IamGroup {
     fn referenced_names(&self) -> Vec<&str> {
         self.spec
             .policy_refs

@@ -142,23 +142,36 @@ fn actions(desired: &Desired, observed: Option<&Observed>) -> Vec<RoleAction> {
             &empty
         }
     };
-    for arn in desired.managed_policy_arns.difference(&observed.attached) {
-        actions.push(RoleAction::AttachPolicy { arn: arn.clone() });
-    }
-    for arn in observed.attached.difference(&desired.managed_policy_arns) {
-        actions.push(RoleAction::DetachPolicy { arn: arn.clone() });
-    }
-    for (name, (document, _)) in &desired.inline_policies {
-        let current = observed.inline.get(name);
-        if !current.is_some_and(|raw| equivalence::document_matches(document, raw)) {
-            actions.push(RoleAction::PutInlinePolicy { name: name.clone() });
-        }
-    }
-    for name in observed.inline.keys() {
-        if !desired.inline_policies.contains_key(name) {
-            actions.push(RoleAction::DeleteInlinePolicy { name: name.clone() });
-        }
-    }
+    let changes = super::permissions::permission_changes(
+        &desired.managed_policy_arns,
+        &desired.inline_policies,
+        &observed.attached,
+        &observed.inline,
+    );
+    actions.extend(
+        changes
+            .attach
+            .into_iter()
+            .map(|arn| RoleAction::AttachPolicy { arn }),
+    );
+    actions.extend(
+        changes
+            .detach
+            .into_iter()
+            .map(|arn| RoleAction::DetachPolicy { arn }),
+    );
+    actions.extend(
+        changes
+            .put
+            .into_iter()
+            .map(|name| RoleAction::PutInlinePolicy { name }),
+    );
+    actions.extend(
+        changes
+            .delete
+            .into_iter()
+            .map(|name| RoleAction::DeleteInlinePolicy { name }),
+    );
     actions
 }
 
@@ -201,23 +214,8 @@ pub fn desired(
     })?;
     equivalence::check_size(&trust, TRUST_POLICY_MAX_CHARS)
         .map_err(|problem| Error::InvalidSpec(format!("assumeRolePolicy: {problem}")))?;
-    let mut inline_policies = BTreeMap::new();
-    let mut inline_size = 0;
-    for (name, document) in &spec.inline_policies {
-        equivalence::validate_for(document, equivalence::DocumentUse::Permissions).map_err(
-            |problems| {
-                Error::InvalidSpec(format!("inlinePolicies.{name}: {}", problems.join("; ")))
-            },
-        )?;
-        let json = equivalence::to_iam_json(document);
-        inline_size += json.len();
-        inline_policies.insert(name.clone(), (document.clone(), json));
-    }
-    if inline_size > INLINE_POLICIES_MAX_CHARS {
-        return Err(Error::InvalidSpec(format!(
-            "inlinePolicies total {inline_size} characters; IAM allows {INLINE_POLICIES_MAX_CHARS} per role"
-        )));
-    }
+    let inline_policies =
+        inline_policies(&spec.inline_policies, INLINE_POLICIES_MAX_CHARS, "role")?;
     let mut managed_policy_arns: BTreeSet<String> =
         spec.managed_policy_arns.iter().cloned().collect();
     managed_policy_arns.extend(referenced_arns);
@@ -237,22 +235,61 @@ pub fn desired(
     })
 }
 
+/// Inline policies validated, each with its IAM JSON, within IAM's total size for one
+/// `principal` (role, group, user).
+pub fn inline_policies(
+    documents: &BTreeMap<String, PolicyDocument>,
+    max_total: usize,
+    principal: &str,
+) -> Result<BTreeMap<String, (PolicyDocument, String)>, Error> {
+    let mut inline_policies = BTreeMap::new();
+    let mut inline_size = 0;
+    for (name, document) in documents {
+        equivalence::validate_for(document, equivalence::DocumentUse::Permissions).map_err(
+            |problems| {
+                Error::InvalidSpec(format!("inlinePolicies.{name}: {}", problems.join("; ")))
+            },
+        )?;
+        let json = equivalence::to_iam_json(document);
+        inline_size += json.len();
+        inline_policies.insert(name.clone(), (document.clone(), json));
+    }
+    if inline_size > max_total {
+        return Err(Error::InvalidSpec(format!(
+            "inlinePolicies total {inline_size} characters; IAM allows {max_total} per {principal}"
+        )));
+    }
+    Ok(inline_policies)
+}
+
 /// Refuses managed policy ARNs (and a permissions boundary) that no role of this account can
 /// carry: IAM attaches only AWS managed policies and this account's own, in its partition.
 /// The schema cannot know the account, and IAM would refuse only after the role was created.
 pub fn check_policy_arns(spec: &IamRoleSpec, iam_arn_prefix: &str) -> Result<(), Error> {
+    check_attachable(
+        &spec.managed_policy_arns,
+        spec.permissions_boundary.as_deref(),
+        iam_arn_prefix,
+    )
+}
+
+/// As [`check_policy_arns`], for any principal's managed policy ARNs and boundary.
+pub fn check_attachable(
+    managed_policy_arns: &[String],
+    permissions_boundary: Option<&str>,
+    iam_arn_prefix: &str,
+) -> Result<(), Error> {
     let partition = iam_arn_prefix.split(':').nth(1).unwrap_or("aws");
     let aws_managed = format!("arn:{partition}:iam::aws:");
     let unattachable =
         |arn: &str| !arn.starts_with(iam_arn_prefix) && !arn.starts_with(&aws_managed);
-    let mut problems: Vec<String> = spec
-        .managed_policy_arns
+    let mut problems: Vec<String> = managed_policy_arns
         .iter()
         .filter(|arn| unattachable(arn))
         .map(|arn| format!("managedPolicyArns: {arn}"))
         .collect();
     problems.extend(
-        spec.permissions_boundary
+        permissions_boundary
             .iter()
             .filter(|arn| unattachable(arn))
             .map(|arn| format!("permissionsBoundary: {arn}")),
@@ -266,14 +303,17 @@ pub fn check_policy_arns(spec: &IamRoleSpec, iam_arn_prefix: &str) -> Result<(),
     )))
 }
 
-/// ARNs of the referenced IamPolicy objects, once each is Ready for its current generation,
-/// read from the store (the wiring wakes this role when one of them changes).
-fn resolve_policy_refs(role: &IamRole, ctx: &Context) -> Result<BTreeSet<String>, Error> {
-    let namespace = role.namespace().unwrap_or_default();
+/// ARNs of the referenced IamPolicy objects in `namespace`, once each is Ready for its current
+/// generation, read from the store (the wiring wakes the referring object when one changes).
+pub fn resolve_policy_refs(
+    namespace: &str,
+    refs: &[crate::api::LocalObjectReference],
+    ctx: &Context,
+) -> Result<BTreeSet<String>, Error> {
     let mut arns = BTreeSet::new();
-    for reference in &role.spec.policy_refs {
+    for reference in refs {
         let name = &reference.name;
-        let Some(policy) = ctx.stores.policies.get(&namespace, name) else {
+        let Some(policy) = ctx.stores.policies.get(namespace, name) else {
             return Err(Error::DependencyNotReady(format!(
                 "IamPolicy {name} does not exist in namespace {namespace}"
             )));
@@ -361,7 +401,8 @@ impl Managed for IamRole {
 
     fn desired(&self, ctx: &Context, rules: &Rules) -> Result<Desired, Error> {
         check_policy_arns(&self.spec, &ctx.iam_arn_prefix)?;
-        let referenced = resolve_policy_refs(self, ctx)?;
+        let namespace = self.namespace().unwrap_or_default();
+        let referenced = resolve_policy_refs(&namespace, &self.spec.policy_refs, ctx)?;
         let mut desired = desired(self, &ctx.owner_tag_value(self), referenced)?;
         desired.path = rules.check_path(self.spec.path.as_deref())?;
         desired.permissions_boundary =

@@ -73,6 +73,7 @@ pub struct Wakers {
     pub roles: KindWakers<crate::api::IamRole>,
     pub profiles: KindWakers<crate::api::InstanceProfile>,
     pub bindings: KindWakers<crate::api::Ec2InstanceBinding>,
+    pub groups: KindWakers<crate::api::IamGroup>,
 }
 
 impl Wakers {
@@ -81,6 +82,7 @@ impl Wakers {
         self.roles.wake_every();
         self.profiles.wake_every();
         self.bindings.wake_every();
+        self.groups.wake_every();
     }
 
     fn wake_namespace(&self, namespace: &str) {
@@ -88,6 +90,7 @@ impl Wakers {
         self.roles.wake_namespace(namespace);
         self.profiles.wake_namespace(namespace);
         self.bindings.wake_namespace(namespace);
+        self.groups.wake_namespace(namespace);
     }
 }
 

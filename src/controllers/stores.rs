@@ -8,7 +8,7 @@ use kube::Resource;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 
-use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile, Tenancy};
+use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile, Tenancy};
 
 /// The stores of one kind, one per watched scope (all namespaces, or each `--watch-namespaces`
 /// entry).
@@ -58,6 +58,7 @@ pub struct Stores {
     pub roles: Scoped<IamRole>,
     pub profiles: Scoped<InstanceProfile>,
     pub bindings: Scoped<Ec2InstanceBinding>,
+    pub groups: Scoped<IamGroup>,
     /// The platform team's rules, cluster-wide.
     pub tenancies: Store<Tenancy>,
     /// Namespaces' metadata, for the labels Tenancies select by.
@@ -70,6 +71,7 @@ impl Stores {
             && self.roles.synced()
             && self.bindings.synced()
             && self.profiles.synced()
+            && self.groups.synced()
             && ready(&self.tenancies)
             && ready(&self.namespaces)
     }
@@ -97,6 +99,7 @@ impl Stores {
             roles: none(),
             profiles: none(),
             bindings: none(),
+            groups: none(),
             tenancies: listed_empty(),
             namespaces: listed_empty(),
         }

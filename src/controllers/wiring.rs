@@ -21,7 +21,7 @@ use super::references::{self, Refers};
 use super::rules_watch::{RulesWatch, Triggers, Wakers};
 use super::stores::{Scoped, Stores};
 use super::{Managed, error_policy, gated, kind_name};
-use crate::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile};
 use crate::conditions::READY;
 use crate::context::Context;
 use crate::error::Error;
@@ -44,6 +44,7 @@ struct Scope {
     roles: Controller<IamRole>,
     profiles: Controller<InstanceProfile>,
     bindings: Controller<Ec2InstanceBinding>,
+    groups: Controller<IamGroup>,
 }
 
 /// A store and the writer that fills it, for one kind in one scope.
@@ -69,6 +70,7 @@ impl Controllers {
             scopes.iter().map(|_| Reflector::new()).collect();
         let bindings: Vec<Reflector<Ec2InstanceBinding>> =
             scopes.iter().map(|_| Reflector::new()).collect();
+        let groups: Vec<Reflector<IamGroup>> = scopes.iter().map(|_| Reflector::new()).collect();
         let (rules, tenancies, namespaces) = RulesWatch::new();
         let mut wakers = Wakers::default();
         let stores = Stores {
@@ -76,24 +78,38 @@ impl Controllers {
             roles: Scoped::new(roles.iter().map(|r| r.reader.clone()).collect()),
             profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
             bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
+            groups: Scoped::new(groups.iter().map(|r| r.reader.clone()).collect()),
             tenancies,
             namespaces,
         };
         let mut built = Vec::new();
-        let reflectors = policies.into_iter().zip(roles).zip(profiles).zip(bindings);
-        for (scope, (((policy, role), profile), binding)) in scopes.iter().zip(reflectors) {
+        let reflectors = policies
+            .into_iter()
+            .zip(roles)
+            .zip(profiles)
+            .zip(bindings)
+            .zip(groups);
+        for (scope, ((((policy, role), profile), binding), group)) in scopes.iter().zip(reflectors)
+        {
             let apis = apis_for(client, scope);
             let role_store = role.reader.clone();
             let profile_store = profile.reader.clone();
             let binding_store = binding.reader.clone();
+            let group_store = group.reader.clone();
 
             // A role that goes (or stops naming a policy) may release a policy being deleted.
             let policy_triggers = wakers.policies.register(policy.reader.clone());
             let role_triggers = wakers.roles.register(role.reader.clone());
             let profile_triggers = wakers.profiles.register(profile.reader.clone());
             let binding_triggers = wakers.bindings.register(binding.reader.clone());
+            let group_triggers = wakers.groups.register(group.reader.clone());
             let policies = primary(apis.api(), policy, policy_triggers)
-                .watches_stream(secondary(apis.api::<IamRole>()), held_by::<IamRole, _>());
+                .watches_stream(secondary(apis.api::<IamRole>()), held_by::<IamRole, _>())
+                .watches_stream(secondary(apis.api::<IamGroup>()), held_by::<IamGroup, _>());
+            let groups = primary(apis.api(), group, group_triggers).watches_stream(
+                secondary(apis.api::<IamPolicy>()),
+                dependents_of::<IamPolicy, _>(group_store),
+            );
             let roles = primary(apis.api(), role, role_triggers)
                 .watches_stream(
                     secondary(apis.api::<IamPolicy>()),
@@ -129,6 +145,7 @@ impl Controllers {
                 roles,
                 profiles,
                 bindings,
+                groups,
             });
         }
         Self {
@@ -149,7 +166,7 @@ impl Controllers {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let shutdown = shutdown.shared();
-        let gates: [Arc<Gate>; 4] = std::array::from_fn(|_| Gate::new(concurrency.into()));
+        let gates: [Arc<Gate>; 5] = std::array::from_fn(|_| Gate::new(concurrency.into()));
         tokio::spawn({
             let (gates, shutdown) = (gates.clone(), shutdown.clone());
             async move {
@@ -162,6 +179,7 @@ impl Controllers {
             kind_name::<IamRole>(),
             kind_name::<InstanceProfile>(),
             kind_name::<Ec2InstanceBinding>(),
+            kind_name::<IamGroup>(),
         ];
         for (kind, gate) in kinds.into_iter().zip(&gates) {
             let gate = gate.clone();
@@ -174,9 +192,16 @@ impl Controllers {
         count_objects(&ctx, stores.roles.clone());
         count_objects(&ctx, stores.profiles.clone());
         count_objects(&ctx, stores.bindings.clone());
+        count_objects(&ctx, stores.groups.clone());
         report_synced(&ctx, stores);
 
-        let [policy_gate, role_gate, profile_gate, binding_gate] = gates;
+        let [
+            policy_gate,
+            role_gate,
+            profile_gate,
+            binding_gate,
+            group_gate,
+        ] = gates;
         let mut running = Vec::new();
         let rules = self.rules.run(self.client.clone(), self.wakers);
         let stop = shutdown.clone();
@@ -194,6 +219,7 @@ impl Controllers {
             running.push(drive(scope.roles, &role_gate, &ctx, shutdown.clone()));
             running.push(drive(scope.profiles, &profile_gate, &ctx, shutdown.clone()));
             running.push(drive(scope.bindings, &binding_gate, &ctx, shutdown.clone()));
+            running.push(drive(scope.groups, &group_gate, &ctx, shutdown.clone()));
         }
         futures::future::join_all(running).await;
     }

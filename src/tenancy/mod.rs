@@ -28,6 +28,7 @@ pub enum AwsKind {
     Role,
     Policy,
     InstanceProfile,
+    Group,
 }
 
 impl Rules {
@@ -296,6 +297,7 @@ impl Rules {
             AwsKind::Role => &adopt.roles,
             AwsKind::Policy => &adopt.policies,
             AwsKind::InstanceProfile => &adopt.instance_profiles,
+            AwsKind::Group => &adopt.groups,
         };
         globs.iter().any(|g| glob(g, name))
     }
@@ -305,9 +307,14 @@ impl Rules {
         if self.may_adopt(kind, name) {
             return Ok(());
         }
+        let found = match kind {
+            // IAM groups carry no tags: what marks one as rolecall's is the id in status.
+            AwsKind::Group => "exists and was not created by this object",
+            _ => "exists without a rolecall owner tag",
+        };
         Err(self.refuse(
             "adopt",
-            format!("{what} exists without a rolecall owner tag and may not be adopted here"),
+            format!("{what} {found} and may not be adopted here"),
         ))
     }
 
