@@ -10,6 +10,7 @@ pub mod common;
 pub mod document;
 pub mod instance_profile;
 pub mod policy;
+pub mod report;
 pub mod role;
 pub mod tenancy;
 
@@ -18,6 +19,7 @@ pub use common::{CommonStatus, DeletionPolicy, LocalObjectReference};
 pub use document::{Effect, OneOrMany, PolicyDocument, Principal, Statement};
 pub use instance_profile::{InstanceProfile, InstanceProfileSpec, InstanceProfileStatus};
 pub use policy::{IamPolicy, IamPolicySpec, IamPolicyStatus};
+pub use report::{AccountSecurityReport, AccountSecurityReportSpec, AccountSecurityReportStatus};
 pub use role::{IamRole, IamRoleSpec, IamRoleStatus};
 pub use tenancy::{Tenancy, TenancySpec};
 
@@ -29,7 +31,8 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "iam.rolecall.dev";
 pub const VERSION: &str = "v1alpha1";
 
-/// The CRDs of the four kinds and the platform team's Tenancy, in dependency order.
+/// The CRDs of the four kinds, the platform team's Tenancy and the account security report,
+/// in dependency order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         with_default_name_limit(IamPolicy::crd(), 128),
@@ -37,6 +40,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         with_default_name_limit(InstanceProfile::crd(), 128),
         Ec2InstanceBinding::crd(),
         Tenancy::crd(),
+        AccountSecurityReport::crd(),
     ]
 }
 

@@ -12,6 +12,8 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use super::calls::{CallKind, CallLog, ServiceCalls};
 use super::error::AwsError;
 
+pub mod account;
+
 const SERVICE: &str = "iam";
 
 pub type Tags = BTreeMap<String, String>;
