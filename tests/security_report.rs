@@ -192,12 +192,14 @@ fn check<'a>(report: &'a AccountSecurityReport, id: &str) -> &'a CheckStatus {
         .unwrap_or_else(|| panic!("{}: no check {id}", report.name_any()))
 }
 
-async fn check_failed_events(client: &Client, name: &str) -> Vec<Event> {
+/// The CheckFailed Events of report `name` about check `id`.
+async fn check_failed_events(client: &Client, name: &str, id: &str) -> Vec<Event> {
     // A cluster-scoped object's Events live in the default namespace.
     common::ec2::events_about(client, "default", name)
         .await
         .into_iter()
         .filter(|event| event.reason.as_deref() == Some(CHECK_FAILED))
+        .filter(|event| event.note.as_deref().unwrap_or_default().starts_with(id))
         .collect()
 }
 
@@ -249,9 +251,12 @@ async fn the_report_follows_the_account_as_it_changes() {
     })
     .await;
     assert_eq!(check(&report, "iam_individual_users_exist").result, CheckResult::Pass);
+    // It passed while no user had a console password: a Pass going to Fail.
+    let mfa_id = "iam_user_mfa_enabled_console_access";
+    assert_eq!(check_failed_events(&client, &name, mfa_id).await.len(), 1);
 
     // The root user gets an access key: Pass to Fail, announced once.
-    assert!(check_failed_events(&client, &name).await.is_empty());
+    assert!(check_failed_events(&client, &name, "iam_no_root_access_key").await.is_empty());
     set_root(&account, Some("hardware"), 1);
     touch(&client, &name, 2).await;
     let report = wait_check(&client, &name, "iam_no_root_access_key", "Fail", |c| {
@@ -261,13 +266,11 @@ async fn the_report_follows_the_account_as_it_changes() {
     let root_key = check(&report, "iam_no_root_access_key");
     assert_eq!(root_key.offenders, ["<root_account>"]);
     assert!(root_key.reason.contains("only the root user"), "{root_key:?}");
-    let events = check_failed_events(&client, &name).await;
+    let events = check_failed_events(&client, &name, "iam_no_root_access_key").await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].type_.as_deref(), Some("Warning"));
-    assert!(
-        events[0].note.as_deref().unwrap_or_default().contains("iam_no_root_access_key"),
-        "{events:?}"
-    );
+    // Still failing is not announced again.
+    assert_eq!(check_failed_events(&client, &name, mfa_id).await.len(), 1);
     let metrics = controller.ctx.telemetry.metrics.render(None);
     let series = |id: &str, value: u8| {
         format!("rolecall_security_check_passing{{report=\"{name}\",check=\"{id}\"}} {value}")

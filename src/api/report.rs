@@ -139,11 +139,15 @@ pub struct AccountSecurityReportStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_report_generated: Option<Time>,
 
-    /// Checks that passed, failed, and could not be evaluated.
+    /// Checks that passed.
     #[serde(default)]
     pub passed: u32,
+
+    /// Checks that failed.
     #[serde(default)]
     pub failed: u32,
+
+    /// Checks that could not be evaluated.
     #[serde(default)]
     pub unknown: u32,
 

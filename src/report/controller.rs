@@ -160,11 +160,13 @@ async fn run_report(report: &AccountSecurityReport, ctx: &Arc<Context>) -> Resul
     let findings = checks::evaluate(&snapshot);
     let status = next_status(&previous, &findings, &snapshot, generation, account.account());
     for finding in newly_failing(&previous, &findings) {
+        // The check id as the action: kube's recorder folds Events with the same reason and
+        // action into one series, and each check's failures are a series of their own.
         ctx.event(
             report,
             true,
             CHECK_FAILED,
-            "Check",
+            finding.id,
             format!(
                 "{} now fails: {} ({})",
                 finding.id, finding.verdict.reason, finding.title
