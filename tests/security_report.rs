@@ -21,7 +21,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use rolecall::api::AccountSecurityReport;
-use rolecall::api::report::{CheckResult, CheckStatus, COMPLIANT};
+use rolecall::api::report::{COMPLIANT, CheckResult, CheckStatus};
 use rolecall::aws::{AwsClients, CallKind, CallLog};
 use rolecall::context::{Context, Settings};
 use rolecall::controllers::wiring::Controllers;
@@ -37,7 +37,10 @@ const TEST_LABEL: &str = "rolecall.dev/test-report";
 fn fresh_account() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("random bytes");
-    format!("{:012}", 300_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999)
+    format!(
+        "{:012}",
+        300_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999
+    )
 }
 
 fn role_arn(account: &str) -> String {
@@ -54,8 +57,15 @@ struct ReportController {
 
 impl ReportController {
     async fn start(admin: &Client, label: &str) -> Self {
+        Self::start_as(
+            common::rbac::chart_service_account_client(admin).await,
+            label,
+        )
+        .await
+    }
+
+    async fn start_as(operator_client: Client, label: &str) -> Self {
         rolecall::run::init_logging(rolecall::run::LogFormat::Text);
-        let operator_client = common::rbac::chart_service_account_client(admin).await;
         let aws = common::operator::aws_clients().await;
         let prefix = rolecall::run::account_prefix(&aws)
             .await
@@ -108,8 +118,8 @@ fn set_root(account: &str, mfa: Option<&str>, access_keys: u32) {
     let address = endpoint
         .strip_prefix("http://")
         .expect("moto's endpoint is http://host:port");
-    let body = serde_json::json!({"account": account, "mfa": mfa, "accessKeys": access_keys})
-        .to_string();
+    let body =
+        serde_json::json!({"account": account, "mfa": mfa, "accessKeys": access_keys}).to_string();
     let mut stream = std::net::TcpStream::connect(address).expect("moto answers");
     write!(
         stream,
@@ -150,7 +160,8 @@ async fn create_report(client: &Client, name: &str, account: &str, label: &str) 
 
 /// Asks for a run now, the way a user would: `kubectl annotate ... rolecall.dev/touched=N`.
 async fn touch(client: &Client, name: &str, n: u32) {
-    let patch = serde_json::json!({"metadata": {"annotations": {"rolecall.dev/touched": n.to_string()}}});
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"rolecall.dev/touched": n.to_string()}}});
     Api::<AccountSecurityReport>::all(client.clone())
         .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -222,21 +233,46 @@ async fn the_report_follows_the_account_as_it_changes() {
     let ids: Vec<&str> = status.checks.iter().map(|c| c.id.as_str()).collect();
     let expected: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
     assert_eq!(ids, expected);
-    assert!(status.checks.iter().all(|c| !c.reason.is_empty() && !c.title.is_empty()));
+    assert!(
+        status
+            .checks
+            .iter()
+            .all(|c| !c.reason.is_empty() && !c.title.is_empty())
+    );
     assert_eq!(status.common.account.as_deref(), Some(account.as_str()));
     let ready = common::ready_condition(&status.common.conditions).unwrap();
     assert_eq!(ready.0, "True", "{ready:?}");
-    let compliant = status.common.conditions.iter().find(|c| c.type_ == COMPLIANT).unwrap();
+    let compliant = status
+        .common
+        .conditions
+        .iter()
+        .find(|c| c.type_ == COMPLIANT)
+        .unwrap();
     assert_eq!(compliant.status, "False");
-    assert_eq!(status.passed + status.failed + status.unknown, CHECKS.len() as u32);
-    for id in ["iam_no_root_access_key", "iam_root_mfa_enabled", "iam_root_hardware_mfa_enabled"] {
+    assert_eq!(
+        status.passed + status.failed + status.unknown,
+        CHECKS.len() as u32
+    );
+    for id in [
+        "iam_no_root_access_key",
+        "iam_root_mfa_enabled",
+        "iam_root_hardware_mfa_enabled",
+    ] {
         assert_eq!(check(&report, id).result, CheckResult::Pass, "{id}");
     }
-    assert_eq!(check(&report, "iam_individual_users_exist").result, CheckResult::Fail);
+    assert_eq!(
+        check(&report, "iam_individual_users_exist").result,
+        CheckResult::Fail
+    );
 
     // A console user without MFA.
     let aws = clients_in(&account).await;
-    aws.iam.create_user().user_name("carol").send().await.unwrap();
+    aws.iam
+        .create_user()
+        .user_name("carol")
+        .send()
+        .await
+        .unwrap();
     aws.iam
         .create_login_profile()
         .user_name("carol")
@@ -246,17 +282,28 @@ async fn the_report_follows_the_account_as_it_changes() {
         .await
         .unwrap();
     touch(&client, &name, 1).await;
-    let report = wait_check(&client, &name, "iam_user_mfa_enabled_console_access", "names carol", |c| {
-        c.result == CheckResult::Fail && c.offenders == ["carol"]
-    })
+    let report = wait_check(
+        &client,
+        &name,
+        "iam_user_mfa_enabled_console_access",
+        "names carol",
+        |c| c.result == CheckResult::Fail && c.offenders == ["carol"],
+    )
     .await;
-    assert_eq!(check(&report, "iam_individual_users_exist").result, CheckResult::Pass);
+    assert_eq!(
+        check(&report, "iam_individual_users_exist").result,
+        CheckResult::Pass
+    );
     // It passed while no user had a console password: a Pass going to Fail.
     let mfa_id = "iam_user_mfa_enabled_console_access";
     assert_eq!(check_failed_events(&client, &name, mfa_id).await.len(), 1);
 
     // The root user gets an access key: Pass to Fail, announced once.
-    assert!(check_failed_events(&client, &name, "iam_no_root_access_key").await.is_empty());
+    assert!(
+        check_failed_events(&client, &name, "iam_no_root_access_key")
+            .await
+            .is_empty()
+    );
     set_root(&account, Some("hardware"), 1);
     touch(&client, &name, 2).await;
     let report = wait_check(&client, &name, "iam_no_root_access_key", "Fail", |c| {
@@ -265,7 +312,10 @@ async fn the_report_follows_the_account_as_it_changes() {
     .await;
     let root_key = check(&report, "iam_no_root_access_key");
     assert_eq!(root_key.offenders, ["<root_account>"]);
-    assert!(root_key.reason.contains("only the root user"), "{root_key:?}");
+    assert!(
+        root_key.reason.contains("only the root user"),
+        "{root_key:?}"
+    );
     let events = check_failed_events(&client, &name, "iam_no_root_access_key").await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].type_.as_deref(), Some("Warning"));
@@ -275,23 +325,44 @@ async fn the_report_follows_the_account_as_it_changes() {
     let series = |id: &str, value: u8| {
         format!("rolecall_security_check_passing{{report=\"{name}\",check=\"{id}\"}} {value}")
     };
-    assert!(metrics.contains(&series("iam_no_root_access_key", 0)), "{metrics}");
-    assert!(metrics.contains(&series("iam_root_mfa_enabled", 1)), "{metrics}");
+    assert!(
+        metrics.contains(&series("iam_no_root_access_key", 0)),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&series("iam_root_mfa_enabled", 1)),
+        "{metrics}"
+    );
 
     // A virtual MFA device for root fails the hardware check; a hardware one passes again.
     set_root(&account, Some("virtual"), 0);
     touch(&client, &name, 3).await;
-    let report = wait_check(&client, &name, "iam_root_hardware_mfa_enabled", "Fail", |c| {
-        c.result == CheckResult::Fail
-    })
+    let report = wait_check(
+        &client,
+        &name,
+        "iam_root_hardware_mfa_enabled",
+        "Fail",
+        |c| c.result == CheckResult::Fail,
+    )
     .await;
-    assert!(check(&report, "iam_root_hardware_mfa_enabled").reason.contains("virtual"));
-    assert_eq!(check(&report, "iam_no_root_access_key").result, CheckResult::Pass);
+    assert!(
+        check(&report, "iam_root_hardware_mfa_enabled")
+            .reason
+            .contains("virtual")
+    );
+    assert_eq!(
+        check(&report, "iam_no_root_access_key").result,
+        CheckResult::Pass
+    );
     set_root(&account, Some("hardware"), 0);
     touch(&client, &name, 4).await;
-    wait_check(&client, &name, "iam_root_hardware_mfa_enabled", "Pass", |c| {
-        c.result == CheckResult::Pass
-    })
+    wait_check(
+        &client,
+        &name,
+        "iam_root_hardware_mfa_enabled",
+        "Pass",
+        |c| c.result == CheckResult::Pass,
+    )
     .await;
 
     // A CIS password policy passes the three password checks.
@@ -303,11 +374,18 @@ async fn the_report_follows_the_account_as_it_changes() {
         .await
         .unwrap();
     touch(&client, &name, 5).await;
-    let report = wait_check(&client, &name, "iam_password_policy_reuse_24", "Pass", |c| {
-        c.result == CheckResult::Pass
-    })
+    let report = wait_check(
+        &client,
+        &name,
+        "iam_password_policy_reuse_24",
+        "Pass",
+        |c| c.result == CheckResult::Pass,
+    )
     .await;
-    for id in ["iam_password_policy_exists", "iam_password_policy_minimum_length_14"] {
+    for id in [
+        "iam_password_policy_exists",
+        "iam_password_policy_minimum_length_14",
+    ] {
         assert_eq!(check(&report, id).result, CheckResult::Pass, "{id}");
     }
 
@@ -337,7 +415,8 @@ async fn policies_of_users_and_administrator_policies_are_named() {
     let account = fresh_account();
     let name = format!("report-{account}");
     let aws = clients_in(&account).await;
-    let admin_document = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    let admin_document =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
     let policy = aws
         .iam
         .create_policy()
@@ -348,7 +427,12 @@ async fn policies_of_users_and_administrator_policies_are_named() {
         .unwrap()
         .policy
         .unwrap();
-    aws.iam.create_group().group_name("admins").send().await.unwrap();
+    aws.iam
+        .create_group()
+        .group_name("admins")
+        .send()
+        .await
+        .unwrap();
     aws.iam
         .attach_group_policy()
         .group_name("admins")
@@ -356,7 +440,12 @@ async fn policies_of_users_and_administrator_policies_are_named() {
         .send()
         .await
         .unwrap();
-    aws.iam.create_user().user_name("dave").send().await.unwrap();
+    aws.iam
+        .create_user()
+        .user_name("dave")
+        .send()
+        .await
+        .unwrap();
     aws.iam
         .put_user_policy()
         .user_name("dave")
@@ -376,11 +465,89 @@ async fn policies_of_users_and_administrator_policies_are_named() {
     )
     .await;
     let direct = check(&report, "iam_policy_attached_only_to_group_or_roles");
-    assert_eq!((direct.result, direct.offenders.as_slice()), (CheckResult::Fail, ["dave".to_string()].as_slice()));
-    assert_eq!(check(&report, "iam_groups_assign_permissions").result, CheckResult::Pass);
+    assert_eq!(
+        (direct.result, direct.offenders.as_slice()),
+        (CheckResult::Fail, ["dave".to_string()].as_slice())
+    );
+    assert_eq!(
+        check(&report, "iam_groups_assign_permissions").result,
+        CheckResult::Pass
+    );
     // moto's users have no last-use dates and were just made: nothing is unused or old.
-    for id in ["iam_user_console_access_unused", "iam_user_accesskey_unused", "iam_rotate_access_key_90_days"] {
+    for id in [
+        "iam_user_console_access_unused",
+        "iam_user_accesskey_unused",
+        "iam_rotate_access_key_90_days",
+    ] {
         assert_eq!(check(&report, id).result, CheckResult::Pass, "{id}");
     }
     controller.stop().await;
+}
+
+/// The chart's rule for the reports' status is needed: without it a run fails to write its
+/// results (counted as a failed reconcile, retried) and the report shows none.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_status_rule_no_result_is_written() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    use kube::api::DeleteParams;
+
+    let admin = common::kube_client().await;
+    common::install_crds(&admin).await;
+    let account = fresh_account();
+    let name = format!("report-{account}");
+    let namespace = common::fresh_namespace(&admin, "report-rbac").await;
+    let rules = common::chart::cluster_role().rules.unwrap_or_default();
+    let before = rules.len();
+    let rules: Vec<_> = rules
+        .into_iter()
+        .filter(|rule| {
+            !rule
+                .resources
+                .iter()
+                .flatten()
+                .any(|r| r == "accountsecurityreports/status")
+        })
+        .collect();
+    assert_eq!(
+        rules.len(),
+        before - 1,
+        "one chart rule grants the reports' status"
+    );
+    let role = format!("{namespace}-report");
+    common::rbac::apply_cluster_role(&admin, &role, rules).await;
+    common::rbac::bind_cluster_wide(&admin, &role, &namespace, "rolecall").await;
+    let operator_client = common::rbac::impersonating_client(&common::rbac::service_account_user(
+        &namespace, "rolecall",
+    ))
+    .await;
+    common::rbac::wait_until_allowed(
+        &operator_client,
+        None,
+        "iam.rolecall.dev",
+        "accountsecurityreports",
+        "watch",
+    )
+    .await;
+    let controller = ReportController::start_as(operator_client, &account).await;
+    create_report(&admin, &name, &account, &account).await;
+    let failed = "rolecall_reconciles_total{kind=\"AccountSecurityReport\",result=\"error\"} ";
+    common::wait_for("a run that cannot write its status", DEADLINE, || {
+        let metrics = controller.ctx.telemetry.metrics.render(None);
+        async move {
+            metrics
+                .lines()
+                .any(|line| line.starts_with(failed))
+                .then_some(())
+        }
+    })
+    .await;
+    let report = Api::<AccountSecurityReport>::all(admin.clone())
+        .get(&name)
+        .await
+        .unwrap();
+    assert!(report.status.is_none(), "{:?}", report.status);
+    controller.stop().await;
+    let _ = Api::<ClusterRole>::all(admin.clone())
+        .delete(&role, &DeleteParams::default())
+        .await;
 }

@@ -5,7 +5,7 @@
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
-use super::{AccountSnapshot, Credentials, CredentialReport, ROOT_ACCOUNT};
+use super::{AccountSnapshot, CredentialReport, Credentials, ROOT_ACCOUNT};
 use crate::api::report::CheckResult;
 use crate::aws::iam::account::PasswordPolicy;
 
@@ -58,7 +58,11 @@ impl Verdict {
     }
 
     /// Fail naming `offenders`, or pass, with the words for each.
-    fn offenders(offenders: Vec<String>, fail: impl FnOnce(&[String]) -> String, pass: &str) -> Self {
+    fn offenders(
+        offenders: Vec<String>,
+        fail: impl FnOnce(&[String]) -> String,
+        pass: &str,
+    ) -> Self {
         if offenders.is_empty() {
             Self::pass(pass)
         } else {
@@ -161,7 +165,8 @@ pub fn evaluate(snapshot: &AccountSnapshot) -> Vec<Finding> {
         .collect()
 }
 
-const ONLY_ROOT: &str = "only the root user can change this: sign in as root, open Security credentials";
+const ONLY_ROOT: &str =
+    "only the root user can change this: sign in as root, open Security credentials";
 
 fn root_row(report: &CredentialReport) -> Option<&Credentials> {
     report.root.as_ref()
@@ -171,8 +176,9 @@ fn no_root_access_key(snapshot: &AccountSnapshot) -> Verdict {
     // The summary is live; the credential report may be hours old, so it is the fallback.
     let present = match (&snapshot.summary, &snapshot.credential_report) {
         (Ok(summary), _) => summary.root_access_keys_present,
-        (Err(_), Ok(report)) if root_row(report).is_some() => root_row(report)
-            .is_some_and(|root| root.access_keys.iter().any(|key| key.active)),
+        (Err(_), Ok(report)) if root_row(report).is_some() => {
+            root_row(report).is_some_and(|root| root.access_keys.iter().any(|key| key.active))
+        }
         (Err(summary), _) => {
             return Verdict::unknown(format!(
                 "the account summary could not be read ({summary}) and the credential report has no root row"
@@ -217,7 +223,9 @@ fn root_hardware_mfa_enabled(snapshot: &AccountSnapshot) -> Verdict {
     match root_mfa(snapshot) {
         Err(why) => Verdict::unknown(why),
         Ok(false) => Verdict::fail(
-            format!("the root user has no MFA device at all; {ONLY_ROOT} and assign a hardware one"),
+            format!(
+                "the root user has no MFA device at all; {ONLY_ROOT} and assign a hardware one"
+            ),
             vec![ROOT_ACCOUNT.into()],
         ),
         Ok(true) => match &snapshot.virtual_mfa_users {
@@ -225,7 +233,9 @@ fn root_hardware_mfa_enabled(snapshot: &AccountSnapshot) -> Verdict {
                 "the root user has MFA, but the virtual MFA devices could not be listed ({error})"
             )),
             Ok(users) if users.iter().any(|arn| arn.ends_with(":root")) => Verdict::fail(
-                format!("the root user's MFA device is a virtual one; {ONLY_ROOT} and replace it with a hardware device"),
+                format!(
+                    "the root user's MFA device is a virtual one; {ONLY_ROOT} and replace it with a hardware device"
+                ),
                 vec![ROOT_ACCOUNT.into()],
             ),
             Ok(_) => Verdict::pass("the root user's MFA device is not a virtual one"),
@@ -287,7 +297,9 @@ fn with_password_policy(
 }
 
 fn password_policy_exists(snapshot: &AccountSnapshot) -> Verdict {
-    with_password_policy(snapshot, |_| Verdict::pass("the account has a password policy"))
+    with_password_policy(snapshot, |_| {
+        Verdict::pass("the account has a password policy")
+    })
 }
 
 fn password_policy_minimum_length_14(snapshot: &AccountSnapshot) -> Verdict {
@@ -311,7 +323,9 @@ fn password_policy_reuse_24(snapshot: &AccountSnapshot) -> Verdict {
             Verdict::pass(format!("the last {reuse} passwords cannot be reused"))
         }
         Some(reuse) => Verdict::fail(
-            format!("only the last {reuse} passwords are remembered; prevent reuse of {PASSWORD_REUSE}"),
+            format!(
+                "only the last {reuse} passwords are remembered; prevent reuse of {PASSWORD_REUSE}"
+            ),
             vec![],
         ),
         None => Verdict::fail(
@@ -500,7 +514,9 @@ fn customer_attached_policy_no_administrative_privileges(snapshot: &AccountSnaps
             .as_deref()
             .and_then(|raw| crate::equivalence::decode_iam_document(raw).ok());
         match document {
-            Some(document) if grants_administrator(&document) => offenders.push(policy.name.clone()),
+            Some(document) if grants_administrator(&document) => {
+                offenders.push(policy.name.clone())
+            }
             Some(_) => {}
             None => unreadable.push(policy.name.clone()),
         }

@@ -138,7 +138,10 @@ async fn reconcile(
     outcome
 }
 
-async fn run_report(report: &AccountSecurityReport, ctx: &Arc<Context>) -> Result<Action, ReportError> {
+async fn run_report(
+    report: &AccountSecurityReport,
+    ctx: &Arc<Context>,
+) -> Result<Action, ReportError> {
     let previous = report.status.clone().unwrap_or_default();
     let generation = report.metadata.generation;
     let interval = match interval(report) {
@@ -158,7 +161,13 @@ async fn run_report(report: &AccountSecurityReport, ctx: &Arc<Context>) -> Resul
     let account = ctx.for_account(report.spec.account.as_ref()).await;
     let snapshot = read_snapshot(&account.iam).await;
     let findings = checks::evaluate(&snapshot);
-    let status = next_status(&previous, &findings, &snapshot, generation, account.account());
+    let status = next_status(
+        &previous,
+        &findings,
+        &snapshot,
+        generation,
+        account.account(),
+    );
     for finding in newly_failing(&previous, &findings) {
         // The check id as the action: kube's recorder folds Events with the same reason and
         // action into one series, and each check's failures are a series of their own.
@@ -182,7 +191,8 @@ async fn run_report(report: &AccountSecurityReport, ctx: &Arc<Context>) -> Resul
 
 fn interval(report: &AccountSecurityReport) -> Result<Duration, String> {
     let text = report.spec.interval_text();
-    let interval = crate::cli::parse_duration(text).map_err(|error| format!("interval: {error}"))?;
+    let interval =
+        crate::cli::parse_duration(text).map_err(|error| format!("interval: {error}"))?;
     if interval < MIN_INTERVAL {
         return Err(format!(
             "interval {text} is shorter than the minimum of {}s",
@@ -338,7 +348,10 @@ fn with_condition(
     let last_transition_time = previous
         .iter()
         .find(|c| c.type_ == type_ && c.status == status)
-        .map_or_else(|| Time(Timestamp::now()), |c| c.last_transition_time.clone());
+        .map_or_else(
+            || Time(Timestamp::now()),
+            |c| c.last_transition_time.clone(),
+        );
     let mut conditions: Vec<Condition> = previous
         .iter()
         .filter(|c| c.type_ != type_)
@@ -419,11 +432,19 @@ mod tests {
         let findings = checks::evaluate(&lost);
         let failed = next_status(&again, &findings, &lost, Some(1), "1");
         assert_ne!(result_of(&failed, "iam_root_mfa_enabled").since, since);
-        let announced: Vec<&str> = newly_failing(&again, &findings).iter().map(|f| f.id).collect();
+        let announced: Vec<&str> = newly_failing(&again, &findings)
+            .iter()
+            .map(|f| f.id)
+            .collect();
         assert!(announced.contains(&"iam_root_mfa_enabled"), "{announced:?}");
         // Unknown before, Fail now: not a Pass going to Fail.
         assert!(!announced.contains(&"iam_password_policy_exists"));
-        let compliant = failed.common.conditions.iter().find(|c| c.type_ == COMPLIANT).unwrap();
+        let compliant = failed
+            .common
+            .conditions
+            .iter()
+            .find(|c| c.type_ == COMPLIANT)
+            .unwrap();
         assert_eq!(compliant.status, "False");
         assert!(compliant.message.contains("iam_root_mfa_enabled"));
     }
@@ -431,17 +452,45 @@ mod tests {
     #[test]
     fn ready_says_the_report_ran_unless_nothing_could_be_read() {
         let partial = snapshot(true);
-        let status = next_status(&Default::default(), &checks::evaluate(&partial), &partial, Some(1), "1");
-        let ready = status.common.conditions.iter().find(|c| c.type_ == READY).unwrap();
+        let status = next_status(
+            &Default::default(),
+            &checks::evaluate(&partial),
+            &partial,
+            Some(1),
+            "1",
+        );
+        let ready = status
+            .common
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .unwrap();
         assert_eq!(ready.status, "True");
-        assert_eq!(status.passed + status.failed + status.unknown, checks::CHECKS.len() as u32);
+        assert_eq!(
+            status.passed + status.failed + status.unknown,
+            checks::CHECKS.len() as u32
+        );
 
         let mut nothing = snapshot(true);
         nothing.summary = Err("AssumeRole: AccessDenied".into());
         nothing.virtual_mfa_users = Err("AssumeRole: AccessDenied".into());
-        let status = next_status(&Default::default(), &checks::evaluate(&nothing), &nothing, Some(1), "1");
-        let ready = status.common.conditions.iter().find(|c| c.type_ == READY).unwrap();
-        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", reason::AWS_ERROR));
+        let status = next_status(
+            &Default::default(),
+            &checks::evaluate(&nothing),
+            &nothing,
+            Some(1),
+            "1",
+        );
+        let ready = status
+            .common
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", reason::AWS_ERROR)
+        );
         assert!(ready.message.contains("AccessDenied"));
     }
 }

@@ -271,7 +271,10 @@ impl Collector for Scrape {
                 MetricType::Gauge,
             )?;
             for result in counters.iter().flat_map(|counter| counter()) {
-                let labels = [("report", result.report.as_str()), ("check", result.check.as_str())];
+                let labels = [
+                    ("report", result.report.as_str()),
+                    ("check", result.check.as_str()),
+                ];
                 ConstGauge::new(i64::from(result.passing)).encode(gauge.encode_family(&labels)?)?;
             }
         }

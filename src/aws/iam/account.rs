@@ -200,21 +200,23 @@ impl Iam {
                         }));
                     details
                         .policies
-                        .extend(output.policies().iter().map(|policy| CustomerPolicy {
-                            // moto leaves PolicyName out; the ARN ends with it.
-                            name: policy
-                                .policy_name()
-                                .or_else(|| policy.arn().and_then(|arn| arn.rsplit('/').next()))
-                                .unwrap_or_default()
-                                .to_owned(),
-                            arn: policy.arn().unwrap_or_default().to_owned(),
-                            attachment_count: policy.attachment_count().unwrap_or_default(),
-                            default_document: policy
-                                .policy_version_list()
-                                .iter()
-                                .find(|version| version.is_default_version())
-                                .and_then(|version| version.document())
-                                .map(str::to_owned),
+                        .extend(output.policies().iter().map(|policy| {
+                            CustomerPolicy {
+                                // moto leaves PolicyName out; the ARN ends with it.
+                                name: policy
+                                    .policy_name()
+                                    .or_else(|| policy.arn().and_then(|arn| arn.rsplit('/').next()))
+                                    .unwrap_or_default()
+                                    .to_owned(),
+                                arn: policy.arn().unwrap_or_default().to_owned(),
+                                attachment_count: policy.attachment_count().unwrap_or_default(),
+                                default_document: policy
+                                    .policy_version_list()
+                                    .iter()
+                                    .find(|version| version.is_default_version())
+                                    .and_then(|version| version.document())
+                                    .map(str::to_owned),
+                            }
                         }));
                 },
             )

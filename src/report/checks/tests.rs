@@ -2,9 +2,7 @@
 //! offenders), and is Unknown, saying why, when its source could not be read.
 
 use super::*;
-use crate::aws::iam::account::{
-    AccountSummary, AuthorizationDetails, CustomerPolicy, Permissions,
-};
+use crate::aws::iam::account::{AccountSummary, AuthorizationDetails, CustomerPolicy, Permissions};
 use crate::report::AccessKey;
 
 const NOW: &str = "2026-12-01T12:00:00Z";
@@ -151,7 +149,10 @@ fn root_mfa_fails_without_a_device_and_is_unknown_without_a_source() {
     }
     let verdict = assert_result(&snapshot, id, CheckResult::Fail);
     assert_eq!(verdict.offenders, vec![ROOT_ACCOUNT]);
-    assert!(verdict.reason.contains("only the root user can"), "{verdict:?}");
+    assert!(
+        verdict.reason.contains("only the root user can"),
+        "{verdict:?}"
+    );
 
     snapshot.summary = Err(unreadable());
     snapshot.credential_report = Err(unreadable());
@@ -371,11 +372,19 @@ fn attached_customer_policies_allowing_everything_are_named_unattached_ones_are_
 #[test]
 fn administrator_means_allow_every_action_on_every_resource() {
     let grants = |document: serde_json::Value| grants_administrator(&document);
-    assert!(grants(serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*:*", "Resource": "*"}})));
+    assert!(grants(
+        serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*:*", "Resource": "*"}})
+    ));
     assert!(grants(serde_json::json!({"Statement": [
         {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"},
         {"Effect": "Allow", "Action": ["ec2:*", "*"], "Resource": ["*"]}]})));
-    assert!(!grants(serde_json::json!({"Statement": {"Effect": "Deny", "Action": "*", "Resource": "*"}})));
-    assert!(!grants(serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b/*"}})));
-    assert!(!grants(serde_json::json!({"Statement": {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}})));
+    assert!(!grants(
+        serde_json::json!({"Statement": {"Effect": "Deny", "Action": "*", "Resource": "*"}})
+    ));
+    assert!(!grants(
+        serde_json::json!({"Statement": {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b/*"}})
+    ));
+    assert!(!grants(
+        serde_json::json!({"Statement": {"Effect": "Allow", "Action": "iam:*", "Resource": "*"}})
+    ));
 }
