@@ -112,6 +112,20 @@ impl ReportController {
     }
 }
 
+/// `rolecall_reconciles_total{kind="AccountSecurityReport", result}`, as `/metrics` shows it.
+fn reconciles(controller: &ReportController, result: &str) -> u64 {
+    let series =
+        format!("rolecall_reconciles_total{{kind=\"AccountSecurityReport\",result=\"{result}\"}} ");
+    controller
+        .ctx
+        .telemetry
+        .metrics
+        .render(None)
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.trim().parse().expect("a count"))
+}
+
 /// Sets the root user of `account` in the project's moto (tools/moto/server.py).
 fn set_root(account: &str, mfa: Option<&str>, access_keys: u32) {
     let endpoint = common::aws_endpoint();
@@ -393,6 +407,14 @@ async fn the_report_follows_the_account_as_it_changes() {
     // one call that asks IAM to do something: refresh its report).
     let calls = controller.ctx.calls.snapshot();
     assert_eq!(controller.ctx.calls.total(CallKind::Write), 0, "{calls:?}");
+    // Six reads a run (every answer here fits one page).
+    let runs = reconciles(&controller, "success");
+    assert_eq!(runs, 6, "{calls:?}");
+    assert_eq!(
+        controller.ctx.calls.total(CallKind::Read),
+        6 * runs,
+        "{calls:?}"
+    );
     let operations: BTreeSet<&str> = calls.keys().map(|(_, operation)| *operation).collect();
     assert_eq!(
         operations,
@@ -530,15 +552,9 @@ async fn without_the_status_rule_no_result_is_written() {
     .await;
     let controller = ReportController::start_as(operator_client, &account).await;
     create_report(&admin, &name, &account, &account).await;
-    let failed = "rolecall_reconciles_total{kind=\"AccountSecurityReport\",result=\"error\"} ";
     common::wait_for("a run that cannot write its status", DEADLINE, || {
-        let metrics = controller.ctx.telemetry.metrics.render(None);
-        async move {
-            metrics
-                .lines()
-                .any(|line| line.starts_with(failed))
-                .then_some(())
-        }
+        let failed = reconciles(&controller, "error");
+        async move { (failed > 0).then_some(()) }
     })
     .await;
     let report = Api::<AccountSecurityReport>::all(admin.clone())
