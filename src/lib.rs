@@ -12,6 +12,7 @@ pub mod faultproxy;
 pub mod http;
 pub mod imds;
 pub mod leader;
+pub mod report;
 pub mod run;
 pub mod telemetry;
 pub mod tenancy;

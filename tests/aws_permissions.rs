@@ -11,7 +11,7 @@
 //!   themselves cannot be written.
 //!
 //! Both grant exactly the AWS actions the operator calls (every `CallLog::call(CallKind::_,
-//! "Operation", ..)` in src/aws/<service>.rs, sts:GetCallerIdentity in src/run.rs, and
+//! "Operation", ..)` in src/aws/<service>.rs and src/aws/<service>/*.rs, sts:GetCallerIdentity in src/run.rs, and
 //! iam:PassRole for handing roles to EC2); the boundary variant leaves out
 //! DeleteRolePermissionsBoundary. A small evaluator of IAM's policy language (Allow/Deny,
 //! Action, Resource globs, the condition operators the files use) then shows that the requests
@@ -98,6 +98,12 @@ fn resource_type(action: &str) -> &'static str {
         | "ec2:ReplaceIamInstanceProfileAssociation" => "instance",
         "ec2:DescribeIamInstanceProfileAssociations"
         | "ec2:DescribeInstances"
+        | "iam:GenerateCredentialReport"
+        | "iam:GetAccountAuthorizationDetails"
+        | "iam:GetAccountPasswordPolicy"
+        | "iam:GetAccountSummary"
+        | "iam:GetCredentialReport"
+        | "iam:ListVirtualMFADevices"
         | "sts:GetCallerIdentity" => "*",
         other => panic!(
             "{other}: the operator calls it, but this test does not know the resource type AWS \
@@ -143,19 +149,14 @@ fn calls_in_source() -> Calls {
         reads: BTreeSet::new(),
         writes: BTreeSet::new(),
     };
-    let dir = Path::new(ROOT).join("src/aws");
-    for entry in std::fs::read_dir(&dir).expect("src/aws exists") {
-        let path = entry.expect("readable entry").path();
-        if path.extension().is_none_or(|ext| ext != "rs") {
-            continue;
-        }
+    for (path, service) in aws_sources() {
         let text = std::fs::read_to_string(&path).expect("readable source");
         let reads = operations_after("CallKind::Read,", &text);
         let writes = operations_after("CallKind::Write,", &text);
         if reads.is_empty() && writes.is_empty() {
             continue;
         }
-        let service = path.file_stem().unwrap().to_str().unwrap();
+        let service = service.as_str();
         assert!(
             ["iam", "ec2", "sts"].contains(&service),
             "{} makes AWS calls but its name is not an AWS service prefix: \
@@ -186,6 +187,33 @@ fn calls_in_source() -> Calls {
         calls.reads.intersection(&calls.writes).collect::<Vec<_>>()
     );
     calls
+}
+
+/// Every `.rs` file of src/aws/ with the service its calls belong to: its own name
+/// (`iam.rs`), or for a file of a service's submodule folder (`iam/account.rs`), the folder's.
+fn aws_sources() -> Vec<(std::path::PathBuf, String)> {
+    let stem = |path: &Path| path.file_stem().unwrap().to_str().unwrap().to_owned();
+    let mut sources = Vec::new();
+    let dir = Path::new(ROOT).join("src/aws");
+    for entry in std::fs::read_dir(&dir).expect("src/aws exists") {
+        let path = entry.expect("readable entry").path();
+        if path.is_dir() {
+            // Not calls/: the call log's own tests, whose calls are not the operator's.
+            if !["iam", "ec2", "sts"].contains(&stem(&path).as_str()) {
+                continue;
+            }
+            for inner in std::fs::read_dir(&path).expect("readable folder") {
+                let inner = inner.expect("readable entry").path();
+                if inner.extension().is_some_and(|ext| ext == "rs") {
+                    sources.push((inner, stem(&path)));
+                }
+            }
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            let service = stem(&path);
+            sources.push((path, service));
+        }
+    }
+    sources
 }
 
 fn actions_in_source() -> BTreeSet<String> {

@@ -268,9 +268,18 @@ async fn default_values_apply_and_grant_the_cluster_wide_rules() {
             ],
             &["create", "events.events.k8s.io", "-n", "default"],
             &["patch", "leases.coordination.k8s.io", "-n", ns],
+            // The cluster-scoped reports, in the cluster-wide install only.
+            &["watch", "accountsecurityreports.iam.rolecall.dev"],
+            &[
+                "patch",
+                "accountsecurityreports.iam.rolecall.dev",
+                "--subresource",
+                "status",
+            ],
         ],
         &[
             &["create", "leases.coordination.k8s.io", "-n", "default"],
+            &["patch", "accountsecurityreports.iam.rolecall.dev"],
             &["delete", "iamroles.iam.rolecall.dev", "-n", "default"],
             &[
                 "update",

@@ -11,6 +11,7 @@ pub mod document;
 pub mod group;
 pub mod instance_profile;
 pub mod policy;
+pub mod report;
 pub mod role;
 pub mod tenancy;
 
@@ -20,6 +21,7 @@ pub use document::{Effect, OneOrMany, PolicyDocument, Principal, Statement};
 pub use group::{IamGroup, IamGroupSpec, IamGroupStatus};
 pub use instance_profile::{InstanceProfile, InstanceProfileSpec, InstanceProfileStatus};
 pub use policy::{IamPolicy, IamPolicySpec, IamPolicyStatus};
+pub use report::{AccountSecurityReport, AccountSecurityReportSpec, AccountSecurityReportStatus};
 pub use role::{IamRole, IamRoleSpec, IamRoleStatus};
 pub use tenancy::{Tenancy, TenancySpec};
 
@@ -31,7 +33,8 @@ use kube::CustomResourceExt;
 pub const GROUP: &str = "iam.rolecall.dev";
 pub const VERSION: &str = "v1alpha1";
 
-/// The CRDs of the AWS kinds and the platform team's Tenancy, in dependency order.
+/// The CRDs of the AWS kinds, the platform team's Tenancy and the account security report,
+/// in dependency order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![
         with_default_name_limit(IamPolicy::crd(), 128),
@@ -40,6 +43,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Ec2InstanceBinding::crd(),
         with_default_name_limit(IamGroup::crd(), 128),
         Tenancy::crd(),
+        AccountSecurityReport::crd(),
     ]
 }
 

@@ -12,6 +12,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use super::calls::{CallKind, CallLog, ServiceCalls};
 use super::error::AwsError;
 
+pub mod account;
 pub mod groups;
 
 const SERVICE: &str = "iam";

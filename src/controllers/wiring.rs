@@ -37,6 +37,8 @@ pub struct Controllers {
     client: Client,
     rules: RulesWatch,
     wakers: Wakers,
+    /// Watching every namespace: the cluster-scoped AccountSecurityReports run too.
+    cluster_wide: bool,
 }
 
 struct Scope {
@@ -154,6 +156,7 @@ impl Controllers {
             client: client.clone(),
             rules,
             wakers,
+            cluster_wide: scopes == [None],
         }
     }
 
@@ -214,6 +217,9 @@ impl Controllers {
             }
             .boxed(),
         );
+        if self.cluster_wide {
+            running.push(crate::report::controller::run(ctx.clone(), shutdown.clone()).boxed());
+        }
         for scope in self.scopes {
             running.push(drive(scope.policies, &policy_gate, &ctx, shutdown.clone()));
             running.push(drive(scope.roles, &role_gate, &ctx, shutdown.clone()));

@@ -39,6 +39,16 @@ type ObjectCounter = Box<dyn Fn() -> ReadyCounts + Send + Sync>;
 /// Reconciles waiting for a turn: (work, drift checks).
 type QueueCounter = Box<dyn Fn() -> (usize, usize) + Send + Sync>;
 
+/// One check of one AccountSecurityReport that passed or failed (Unknown ones are left out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityCheck {
+    pub report: String,
+    pub check: String,
+    pub passing: bool,
+}
+
+type CheckCounter = Box<dyn Fn() -> Vec<SecurityCheck> + Send + Sync>;
+
 pub struct Metrics {
     /// The metrics rolecall updates as it goes: reconciles and their durations.
     registry: Registry,
@@ -54,6 +64,7 @@ struct Live {
     started: Instant,
     objects: Mutex<Vec<(&'static str, ObjectCounter)>>,
     queues: Mutex<Vec<(&'static str, QueueCounter)>>,
+    security_checks: Mutex<Vec<CheckCounter>>,
     first_reconcile: OnceLock<Duration>,
 }
 
@@ -97,6 +108,7 @@ impl Metrics {
                 started: Instant::now(),
                 objects: Mutex::default(),
                 queues: Mutex::default(),
+                security_checks: Mutex::default(),
                 first_reconcile: OnceLock::new(),
             }),
         }
@@ -144,6 +156,19 @@ impl Metrics {
             .lock()
             .expect("metrics lock")
             .push((kind, Box::new(counter)));
+    }
+
+    /// Adds a source of security check results (the reports' status, read at each scrape,
+    /// so a deleted report's checks go with it).
+    pub fn count_security_checks(
+        &self,
+        counter: impl Fn() -> Vec<SecurityCheck> + Send + Sync + 'static,
+    ) {
+        self.live
+            .security_checks
+            .lock()
+            .expect("metrics lock")
+            .push(Box::new(counter));
     }
 
     /// The exposition text; `leader` is None when leader election is off.
@@ -235,6 +260,25 @@ impl Collector for Scrape {
                     .encode(gauge.encode_family(&[("kind", kind), ("lane", lane)])?)?;
             }
         }
+
+        let counters = live.security_checks.lock().expect("metrics lock");
+        if !counters.is_empty() {
+            let mut gauge = encoder.encode_descriptor(
+                "rolecall_security_check_passing",
+                "1 while a check of an AccountSecurityReport passes, 0 while it fails (absent \
+                 while Unknown), by report and check id.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for result in counters.iter().flat_map(|counter| counter()) {
+                let labels = [
+                    ("report", result.report.as_str()),
+                    ("check", result.check.as_str()),
+                ];
+                ConstGauge::new(i64::from(result.passing)).encode(gauge.encode_family(&labels)?)?;
+            }
+        }
+        drop(counters);
 
         ConstGauge::new(i64::from(self.leader)).encode(encoder.encode_descriptor(
             "rolecall_leader",

@@ -15,7 +15,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
 pub use health::{Health, Leadership};
-pub use metrics::{Metrics, ProcessStats, ReadyCounts};
+pub use metrics::{Metrics, ProcessStats, ReadyCounts, SecurityCheck};
 
 use crate::aws::CallLog;
 

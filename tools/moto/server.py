@@ -1,6 +1,7 @@
-"""moto_server with three fixture patches: an AWS service as a trust-policy principal,
-DeletePolicy refused while the policy is attached, and ListEntitiesForPolicy over every role,
-as IAM does.
+"""moto_server with fixture patches: an AWS service as a trust-policy principal,
+DeletePolicy refused while the policy is attached, ListEntitiesForPolicy over every role, the
+root user's MFA and access keys (settable by tests), and CreateLoginProfile's
+PasswordResetRequired, as IAM does.
 
 Real EC2 assumes an instance's role as the service principal ec2.amazonaws.com. moto
 authenticates only IAM users and roles, and crashes (HTTP 500) on a trust policy whose
@@ -13,14 +14,27 @@ detach and which then blocks DeleteRole forever; IAM answers DeleteConflict inst
 ListEntitiesForPolicy looks only at the first 100 roles (by id), so with more roles a policy's
 attachments go unseen.
 
+moto has no root user: GetAccountSummary always answers AccountMFAEnabled 0 and
+AccountAccessKeysPresent 0, the credential report has no <root_account> row, and no virtual
+MFA device can belong to root. Tests set an account's root state with
+`POST /rolecall-moto/root` and a JSON body `{"account": "123456789012", "mfa": "virtual" |
+"hardware" | null, "accessKeys": 0..2}` (`GET /rolecall-moto/root?account=...` reads it); the
+summary, the report's root row and ListVirtualMFADevices then answer as IAM would for that
+root user. moto's CreateLoginProfile also ignores PasswordResetRequired (always false).
+
 Usage: python server.py [moto_server arguments]
 """
 
+import json
 import threading
+from datetime import datetime, timezone
+from types import SimpleNamespace
+from urllib.parse import parse_qs
 
 import moto.iam.access_control as access_control
 from moto.iam.exceptions import DeleteConflictException
-from moto.iam.models import IAMBackend
+from moto.iam.models import AccountSummary, IAMBackend, VirtualMfaDevice
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.iam.responses import IamResponse
 from moto.server import main
 
@@ -75,6 +89,142 @@ def _list_entities_for_policy(self):
 
 IAMBackend.list_roles = _list_roles
 IamResponse.list_entities_for_policy = _list_entities_for_policy
+
+# ---- the root user ----
+
+_root_states = {}  # account id -> {"mfa": None | "virtual" | "hardware", "accessKeys": int, "since": datetime}
+_root_lock = threading.Lock()
+
+
+def _root_state(account_id):
+    with _root_lock:
+        return dict(_root_states.get(account_id, {"mfa": None, "accessKeys": 0, "since": None}))
+
+
+_original_summary_map = AccountSummary.summary_map.fget
+
+
+def _summary_map(self):
+    summary = _original_summary_map(self)
+    root = _root_state(self._iam_backend.account_id)
+    summary["AccountMFAEnabled"] = 1 if root["mfa"] else 0
+    summary["AccountAccessKeysPresent"] = 1 if root["accessKeys"] else 0
+    return summary
+
+
+AccountSummary.summary_map = property(_summary_map)
+
+_original_get_credential_report = IAMBackend.get_credential_report
+
+
+def _get_credential_report(self):
+    report = _original_get_credential_report(self)
+    header, _, users = report.partition("\n")
+    root = _root_state(self.account_id)
+    stamp = "%Y-%m-%dT%H:%M:%S+00:00"
+    since = (root["since"] or datetime.now(timezone.utc)).strftime(stamp)
+    keys = []
+    for index in range(2):
+        if index < root["accessKeys"]:
+            keys.append(["true", since, "N/A", "N/A", "N/A"])
+        else:
+            keys.append(["false", "N/A", "N/A", "N/A", "N/A"])
+    # IAM's root row: no password columns of its own, the account's creation as its own.
+    row = [
+        "<root_account>",
+        f"arn:aws:iam::{self.account_id}:root",
+        since,
+        "not_supported",
+        "no_information",
+        "not_supported",
+        "not_supported",
+        "true" if root["mfa"] else "false",
+        *keys[0],
+        *keys[1],
+        "false",
+        "N/A",
+        "false",
+        "N/A",
+    ]
+    return f"{header}\n{','.join(row)}\n{users}"
+
+
+IAMBackend.get_credential_report = _get_credential_report
+
+_original_list_virtual_mfa_devices = IAMBackend.list_virtual_mfa_devices
+
+
+def _list_virtual_mfa_devices(self, assignment_status, marker, max_items):
+    devices, next_marker = _original_list_virtual_mfa_devices(
+        self, assignment_status, marker, max_items
+    )
+    root = _root_state(self.account_id)
+    # One page is enough for tests; the root device leads the first one.
+    if root["mfa"] == "virtual" and assignment_status != "Unassigned" and not marker:
+        device = VirtualMfaDevice(self.account_id, self.region_name, "/root-account-mfa-device")
+        device.enable_date = root["since"]
+        # IAM names root's device's user by the account's ARN.
+        device.user = SimpleNamespace(
+            path="/",
+            name="root",
+            id=self.account_id,
+            arn=f"arn:aws:iam::{self.account_id}:root",
+            create_date=root["since"],
+        )
+        devices = [device, *devices]
+    return devices, next_marker
+
+
+IAMBackend.list_virtual_mfa_devices = _list_virtual_mfa_devices
+
+_original_dispatch = DomainDispatcherApplication.__call__
+
+
+def _dispatch(self, environ, start_response):
+    if environ.get("PATH_INFO") != "/rolecall-moto/root":
+        return _original_dispatch(self, environ, start_response)
+    try:
+        if environ["REQUEST_METHOD"] == "POST":
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+            account = str(body["account"])
+            mfa = body.get("mfa")
+            keys = int(body.get("accessKeys", 0))
+            if mfa not in (None, "virtual", "hardware") or not 0 <= keys <= 2:
+                raise ValueError("mfa is virtual, hardware or null; accessKeys 0..2")
+            with _root_lock:
+                _root_states[account] = {
+                    "mfa": mfa,
+                    "accessKeys": keys,
+                    "since": datetime.now(timezone.utc),
+                }
+        else:
+            account = parse_qs(environ.get("QUERY_STRING", "")).get("account", [""])[0]
+        root = _root_state(account)
+        answer = {"account": account, "mfa": root["mfa"], "accessKeys": root["accessKeys"]}
+        status = "200 OK"
+    except (KeyError, ValueError) as error:
+        answer, status = {"error": str(error)}, "400 Bad Request"
+    start_response(status, [("Content-Type", "application/json")])
+    return [json.dumps(answer).encode()]
+
+
+DomainDispatcherApplication.__call__ = _dispatch
+
+# ---- CreateLoginProfile ----
+
+_original_create_login_profile = IamResponse.create_login_profile
+
+
+def _create_login_profile(self):
+    _original_create_login_profile(self)
+    user = self.backend.get_user(self._get_param("UserName"))
+    user.password_reset_required = self._get_bool_param("PasswordResetRequired", False)
+    # The same LoginProfile answer, now carrying the flag.
+    return IamResponse.get_login_profile(self)
+
+
+IamResponse.create_login_profile = _create_login_profile
 
 if __name__ == "__main__":
     main()
