@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kube::Resource;
 use kube::api::Api;
-use rolecall::api::{Ec2InstanceBinding, IamPolicy, IamRole, InstanceProfile};
+use rolecall::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile};
 use serde::de::DeserializeOwned;
 
 pub trait Ready {
@@ -24,7 +24,13 @@ macro_rules! impl_ready {
         }
     )*};
 }
-impl_ready!(IamPolicy, IamRole, InstanceProfile, Ec2InstanceBinding);
+impl_ready!(
+    IamPolicy,
+    IamRole,
+    InstanceProfile,
+    Ec2InstanceBinding,
+    IamGroup
+);
 
 /// Waits until the object's Ready condition (for its current generation) has `reason`.
 pub async fn wait_reason<K>(api: &Api<K>, name: &str, reason: &str) -> K

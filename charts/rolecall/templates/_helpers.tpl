@@ -64,10 +64,10 @@ each in turn and shows something breaks):
 */}}
 {{- define "rolecall.rules" -}}
 - apiGroups: ["iam.rolecall.dev"]
-  resources: ["iampolicies", "iamroles", "instanceprofiles", "ec2instancebindings"]
+  resources: ["iampolicies", "iamroles", "instanceprofiles", "ec2instancebindings", "iamgroups"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["iam.rolecall.dev"]
-  resources: ["iampolicies/status", "iamroles/status", "instanceprofiles/status", "ec2instancebindings/status"]
+  resources: ["iampolicies/status", "iamroles/status", "instanceprofiles/status", "ec2instancebindings/status", "iamgroups/status"]
   verbs: ["patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
