@@ -93,6 +93,17 @@ fn resource_type(action: &str) -> &'static str {
         | "iam:RemoveRoleFromInstanceProfile"
         | "iam:TagInstanceProfile"
         | "iam:UntagInstanceProfile" => "instance-profile",
+        "iam:AttachGroupPolicy"
+        | "iam:CreateGroup"
+        | "iam:DeleteGroup"
+        | "iam:DeleteGroupPolicy"
+        | "iam:DetachGroupPolicy"
+        | "iam:GetGroup"
+        | "iam:GetGroupPolicy"
+        | "iam:ListAttachedGroupPolicies"
+        | "iam:ListGroupPolicies"
+        | "iam:PutGroupPolicy"
+        | "iam:RemoveUserFromGroup" => "group",
         "ec2:AssociateIamInstanceProfile"
         | "ec2:DisassociateIamInstanceProfile"
         | "ec2:ReplaceIamInstanceProfileAssociation" => "instance",
