@@ -1,6 +1,6 @@
 //! The Argo CD health check (deploy/argocd/health.lua) run as Argo CD runs it: in gopher-lua
 //! (tools/argocd-lua, built by scripts/argocd-lua.sh) over sample objects of each state, and
-//! the argocd-cm snippet carrying the same script for each of the four kinds.
+//! the argocd-cm snippet carrying the same script for each of the AWS kinds.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,11 +9,12 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const KINDS: [&str; 4] = [
+const KINDS: [&str; 5] = [
     "IamPolicy",
     "IamRole",
     "InstanceProfile",
     "Ec2InstanceBinding",
+    "IamGroup",
 ];
 
 fn runner() -> String {

@@ -402,3 +402,48 @@ async fn the_default_rules_refuse_an_administrator_group_with_no_aws_write() {
     .await;
     operator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_baseline_example_makes_the_admin_group_under_its_tenancy() {
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/account-baseline");
+    let kubectl = |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .args(args)
+            .output()
+            .expect("running kubectl");
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    kubectl(&["apply", "-f", dir.join("platform.yaml").to_str().unwrap()]);
+    let aws = aws_clients().await;
+    let operator = Operator::start(&client, "accounts", Options::default()).await;
+    kubectl(&[
+        "apply",
+        "-n",
+        "accounts",
+        "-f",
+        dir.join("admin-group.yaml").to_str().unwrap(),
+    ]);
+    let groups: Api<IamGroup> = Api::namespaced(client.clone(), "accounts");
+    let ready = wait_reason(&groups, "admin", "Available").await;
+    let arn = ready.status.unwrap().arn.unwrap();
+    assert!(arn.ends_with(":group/rolecall/accounts/admin"), "{arn}");
+    assert_eq!(
+        attached(&aws, "admin").await,
+        ["arn:aws:iam::aws:policy/AdministratorAccess"]
+    );
+    groups
+        .delete("admin", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for("the admin group deleted", WAIT, || async {
+        group_in_moto(&aws, "admin").await.is_none().then_some(())
+    })
+    .await;
+    operator.stop().await;
+}

@@ -1,5 +1,5 @@
 -- Argo CD health check for rolecall's kinds (IamPolicy, IamRole, InstanceProfile,
--- Ec2InstanceBinding, group iam.rolecall.dev). rolecall writes a Ready condition and
+-- Ec2InstanceBinding, IamGroup; group iam.rolecall.dev). rolecall writes a Ready condition and
 -- status.observedGeneration (kstatus conventions); the reasons are in src/conditions.rs.
 --   Healthy:     Ready=True for the current generation
 --   Degraded:    Ready=False with a reason that needs a person (InvalidSpec, Conflict, AwsError)
