@@ -113,6 +113,8 @@ fn resource_type(action: &str) -> &'static str {
         | "iam:GetAccountAuthorizationDetails"
         | "iam:GetAccountPasswordPolicy"
         | "iam:GetAccountSummary"
+        | "iam:DeleteAccountPasswordPolicy"
+        | "iam:UpdateAccountPasswordPolicy"
         | "iam:GetCredentialReport"
         | "iam:ListVirtualMFADevices"
         | "sts:GetCallerIdentity" => "*",
@@ -456,7 +458,8 @@ fn must_refuse(file: &str) -> Vec<Request> {
     for action in calls
         .writes
         .iter()
-        .filter(|a| a.starts_with("iam:"))
+        // Account-level writes (the password policy) have no resource to scope by path.
+        .filter(|a| a.starts_with("iam:") && resource_type(a) != "*")
         .chain(std::iter::once(&"iam:PassRole".to_string()))
     {
         let context = write_context(file, action);

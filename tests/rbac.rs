@@ -316,6 +316,8 @@ fn the_chart_has_exactly_the_rules_these_tests_remove() {
             // removes the status one).
             r#"["iam.rolecall.dev"] ["accountsecurityreports"] ["list", "watch"]"#,
             r#"["iam.rolecall.dev"] ["accountsecurityreports/status"] ["patch"]"#,
+            r#"["iam.rolecall.dev"] ["accountpasswordpolicies"] ["get", "list", "watch", "patch"]"#,
+            r#"["iam.rolecall.dev"] ["accountpasswordpolicies/status"] ["patch"]"#,
         ],
         "a rule was added or changed: add a test above that removes it"
     );

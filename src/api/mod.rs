@@ -10,6 +10,7 @@ pub mod common;
 pub mod document;
 pub mod group;
 pub mod instance_profile;
+pub mod password_policy;
 pub mod policy;
 pub mod report;
 pub mod role;
@@ -20,6 +21,9 @@ pub use common::{CommonStatus, DeletionPolicy, LocalObjectReference};
 pub use document::{Effect, OneOrMany, PolicyDocument, Principal, Statement};
 pub use group::{IamGroup, IamGroupSpec, IamGroupStatus};
 pub use instance_profile::{InstanceProfile, InstanceProfileSpec, InstanceProfileStatus};
+pub use password_policy::{
+    AccountPasswordPolicy, AccountPasswordPolicySpec, AccountPasswordPolicyStatus,
+};
 pub use policy::{IamPolicy, IamPolicySpec, IamPolicyStatus};
 pub use report::{AccountSecurityReport, AccountSecurityReportSpec, AccountSecurityReportStatus};
 pub use role::{IamRole, IamRoleSpec, IamRoleStatus};
@@ -43,6 +47,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         Ec2InstanceBinding::crd(),
         with_default_name_limit(IamGroup::crd(), 128),
         Tenancy::crd(),
+        AccountPasswordPolicy::crd(),
         AccountSecurityReport::crd(),
     ]
 }

@@ -479,6 +479,10 @@ impl Managed for Ec2InstanceBinding {
         self.spec.deletion_policy
     }
 
+    fn api(client: kube::Client, namespace: &str) -> kube::Api<Self> {
+        super::namespaced(client, namespace)
+    }
+
     fn validate(&self, _ctx: &Context) -> Result<(), Error> {
         check_selector(&self.spec)
     }

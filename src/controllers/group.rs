@@ -177,6 +177,10 @@ impl Managed for IamGroup {
         self.spec.deletion_policy
     }
 
+    fn api(client: kube::Client, namespace: &str) -> kube::Api<Self> {
+        super::namespaced(client, namespace)
+    }
+
     fn validate(&self, _ctx: &Context) -> Result<(), Error> {
         inline_policies(
             &self.spec.inline_policies,

@@ -138,6 +138,10 @@ impl Managed for InstanceProfile {
         self.spec.deletion_policy
     }
 
+    fn api(client: kube::Client, namespace: &str) -> kube::Api<Self> {
+        super::namespaced(client, namespace)
+    }
+
     fn admit(&self, rules: &Rules, ctx: &Context) -> Result<(), Error> {
         rules.check_name(&profile_name(self), "instance profile")?;
         rules.check_path(self.spec.path.as_deref())?;

@@ -8,6 +8,7 @@ pub mod binding;
 pub mod gate;
 pub mod group;
 pub mod instance_profile;
+pub mod password_policy;
 pub mod permissions;
 pub mod policy;
 pub mod references;
@@ -81,14 +82,7 @@ impl<A, S> Plan<A, S> {
 /// (`admit`), then in the namespace's account `desired` → `observe` → `plan` → `apply` for
 /// each planned action; on deletion, `cleanup`.
 pub trait Managed:
-    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-    + Clone
-    + Debug
-    + DeserializeOwned
-    + Serialize
-    + Send
-    + Sync
-    + 'static
+    Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize + Send + Sync + 'static
 {
     type Status: Serialize + Clone + PartialEq + Default + Debug + Send + Sync;
     /// The spec under the namespace's rules, references resolved.
@@ -101,6 +95,15 @@ pub trait Managed:
     fn status_mut(status: &mut Self::Status) -> &mut CommonStatus;
     fn current_status(&self) -> Option<&Self::Status>;
     fn deletion_policy(&self) -> DeletionPolicy;
+
+    /// The API this object is read and written through: its namespace's ([`namespaced`]), or
+    /// the cluster's for a cluster-scoped kind.
+    fn api(client: kube::Client, namespace: &str) -> Api<Self>;
+
+    /// The rules the object is held to: its namespace's Tenancy, or the defaults.
+    fn rules(&self, ctx: &Context) -> Result<Rules, Error> {
+        ctx.rules_for(&self.namespace().unwrap_or_default())
+    }
 
     /// The spec checked for what the schema cannot express, before the rules: a malformed
     /// spec is reported as InvalidSpec whatever the rules would say of it.
@@ -187,6 +190,14 @@ async fn converge<K: Managed>(
         readiness: plan.readiness,
         retry_soon: plan.retry_soon,
     })
+}
+
+/// [`Managed::api`] for a namespaced kind.
+pub fn namespaced<K>(client: kube::Client, namespace: &str) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>,
+{
+    Api::namespaced(client, namespace)
 }
 
 /// Whether a dependency's status says Ready for its current generation.
@@ -380,6 +391,7 @@ pub fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
         "InstanceProfile" => "InstanceProfile",
         "Ec2InstanceBinding" => "Ec2InstanceBinding",
         "IamGroup" => "IamGroup",
+        "AccountPasswordPolicy" => "AccountPasswordPolicy",
         _ => "Other",
     }
 }
@@ -388,8 +400,7 @@ async fn reconcile_once<K: Managed>(
     object: Arc<K>,
     ctx: &Arc<Context>,
 ) -> Result<Action, (Phase, Error)> {
-    let namespace = object.namespace().unwrap_or_default();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api = K::api(ctx.client.clone(), &object.namespace().unwrap_or_default());
     if ctx.settings.dry_run {
         // Dry-run writes nowhere, not even a finalizer or a status.
         admitted_converge(object.as_ref(), ctx)
@@ -430,7 +441,7 @@ async fn admitted_converge<K: Managed>(
     ctx: &Arc<Context>,
 ) -> Result<Converged<K::Status>, Error> {
     object.validate(ctx)?;
-    let rules = ctx.rules_for(&object.namespace().unwrap_or_default())?;
+    let rules = object.rules(ctx)?;
     object.admit(&rules, ctx)?;
     let ctx = ctx.for_account(rules.spec.account.as_ref()).await;
     let mut converged = converge(object, &ctx, &rules).await?;
@@ -481,7 +492,7 @@ async fn cleanup<K: Managed>(object: &K, ctx: &Arc<Context>) -> Result<Action, E
     }
     // Cleanup acts in the account the namespace's rules name now; an object made in another
     // (its Tenancy's account changed or went) is not looked for in the wrong one.
-    let rules = ctx.rules_for(&object.namespace().unwrap_or_default())?;
+    let rules = object.rules(ctx)?;
     let ctx = ctx.for_account(rules.spec.account.as_ref()).await;
     let created_in = object
         .current_status()
@@ -518,8 +529,7 @@ async fn failed<K: Managed>(object: &K, phase: Phase, error: Error, ctx: &Contex
     }
     announce(ctx, object, &readiness).await;
     if !ctx.settings.dry_run {
-        let api: Api<K> =
-            Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+        let api = K::api(ctx.client.clone(), &object.namespace().unwrap_or_default());
         let previous = object.current_status().cloned().unwrap_or_default();
         if let Err(error) = write_status(&api, object, previous, &readiness).await {
             tracing::warn!(object = %key, %error, "could not write the failure to status");

@@ -167,6 +167,10 @@ impl Managed for IamPolicy {
         self.spec.deletion_policy
     }
 
+    fn api(client: kube::Client, namespace: &str) -> kube::Api<Self> {
+        super::namespaced(client, namespace)
+    }
+
     fn validate(&self, _ctx: &Context) -> Result<(), Error> {
         desired(self, "", "", "/").map(drop)
     }

@@ -375,6 +375,10 @@ impl Managed for IamRole {
         self.spec.deletion_policy
     }
 
+    fn api(client: kube::Client, namespace: &str) -> kube::Api<Self> {
+        super::namespaced(client, namespace)
+    }
+
     // The ARNs' account is checked in converge, against the namespace's account.
     fn validate(&self, _ctx: &Context) -> Result<(), Error> {
         desired(self, "", BTreeSet::new()).map(drop)

@@ -74,6 +74,7 @@ pub struct Wakers {
     pub profiles: KindWakers<crate::api::InstanceProfile>,
     pub bindings: KindWakers<crate::api::Ec2InstanceBinding>,
     pub groups: KindWakers<crate::api::IamGroup>,
+    pub password_policies: KindWakers<crate::api::AccountPasswordPolicy>,
 }
 
 impl Wakers {
@@ -83,6 +84,7 @@ impl Wakers {
         self.profiles.wake_every();
         self.bindings.wake_every();
         self.groups.wake_every();
+        self.password_policies.wake_every();
     }
 
     fn wake_namespace(&self, namespace: &str) {

@@ -8,7 +8,10 @@ use kube::Resource;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 
-use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile, Tenancy};
+use crate::api::{
+    AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile,
+    Tenancy,
+};
 
 /// The stores of one kind, one per watched scope (all namespaces, or each `--watch-namespaces`
 /// entry).
@@ -59,6 +62,8 @@ pub struct Stores {
     pub profiles: Scoped<InstanceProfile>,
     pub bindings: Scoped<Ec2InstanceBinding>,
     pub groups: Scoped<IamGroup>,
+    /// Cluster-scoped, watched only when the operator watches every namespace (else empty).
+    pub password_policies: Scoped<AccountPasswordPolicy>,
     /// The platform team's rules, cluster-wide.
     pub tenancies: Store<Tenancy>,
     /// Namespaces' metadata, for the labels Tenancies select by.
@@ -72,6 +77,7 @@ impl Stores {
             && self.bindings.synced()
             && self.profiles.synced()
             && self.groups.synced()
+            && self.password_policies.synced()
             && ready(&self.tenancies)
             && ready(&self.namespaces)
     }
@@ -100,6 +106,7 @@ impl Stores {
             profiles: none(),
             bindings: none(),
             groups: none(),
+            password_policies: none(),
             tenancies: listed_empty(),
             namespaces: listed_empty(),
         }

@@ -21,7 +21,9 @@ use super::references::{self, Refers};
 use super::rules_watch::{RulesWatch, Triggers, Wakers};
 use super::stores::{Scoped, Stores};
 use super::{Managed, error_policy, gated, kind_name};
-use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile};
+use crate::api::{
+    AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile,
+};
 use crate::conditions::READY;
 use crate::context::Context;
 use crate::error::Error;
@@ -39,6 +41,8 @@ pub struct Controllers {
     wakers: Wakers,
     /// Watching every namespace: the cluster-scoped AccountSecurityReports run too.
     cluster_wide: bool,
+    /// The cluster-scoped password policy's controller, when watching every namespace.
+    password_policy: Option<Controller<AccountPasswordPolicy>>,
 }
 
 struct Scope {
@@ -73,6 +77,11 @@ impl Controllers {
         let bindings: Vec<Reflector<Ec2InstanceBinding>> =
             scopes.iter().map(|_| Reflector::new()).collect();
         let groups: Vec<Reflector<IamGroup>> = scopes.iter().map(|_| Reflector::new()).collect();
+        // Cluster-scoped kinds are the platform team's: watched only cluster-wide, where the
+        // chart grants them.
+        let cluster_wide = scopes == [None];
+        let password_policy: Option<Reflector<AccountPasswordPolicy>> =
+            cluster_wide.then(Reflector::new);
         let (rules, tenancies, namespaces) = RulesWatch::new();
         let mut wakers = Wakers::default();
         let stores = Stores {
@@ -81,6 +90,9 @@ impl Controllers {
             profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
             bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
             groups: Scoped::new(groups.iter().map(|r| r.reader.clone()).collect()),
+            password_policies: Scoped::new(
+                password_policy.iter().map(|r| r.reader.clone()).collect(),
+            ),
             tenancies,
             namespaces,
         };
@@ -150,13 +162,18 @@ impl Controllers {
                 groups,
             });
         }
+        let password_policy = password_policy.map(|reflector| {
+            let triggers = wakers.password_policies.register(reflector.reader.clone());
+            primary(Api::all(client.clone()), reflector, triggers)
+        });
         Self {
             scopes: built,
             stores,
             client: client.clone(),
             rules,
             wakers,
-            cluster_wide: scopes == [None],
+            cluster_wide,
+            password_policy,
         }
     }
 
@@ -169,7 +186,7 @@ impl Controllers {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let shutdown = shutdown.shared();
-        let gates: [Arc<Gate>; 5] = std::array::from_fn(|_| Gate::new(concurrency.into()));
+        let gates: [Arc<Gate>; 6] = std::array::from_fn(|_| Gate::new(concurrency.into()));
         tokio::spawn({
             let (gates, shutdown) = (gates.clone(), shutdown.clone());
             async move {
@@ -183,6 +200,7 @@ impl Controllers {
             kind_name::<InstanceProfile>(),
             kind_name::<Ec2InstanceBinding>(),
             kind_name::<IamGroup>(),
+            kind_name::<AccountPasswordPolicy>(),
         ];
         for (kind, gate) in kinds.into_iter().zip(&gates) {
             let gate = gate.clone();
@@ -196,6 +214,7 @@ impl Controllers {
         count_objects(&ctx, stores.profiles.clone());
         count_objects(&ctx, stores.bindings.clone());
         count_objects(&ctx, stores.groups.clone());
+        count_objects(&ctx, stores.password_policies.clone());
         report_synced(&ctx, stores);
 
         let [
@@ -204,6 +223,7 @@ impl Controllers {
             profile_gate,
             binding_gate,
             group_gate,
+            password_policy_gate,
         ] = gates;
         let mut running = Vec::new();
         let rules = self.rules.run(self.client.clone(), self.wakers);
@@ -219,6 +239,14 @@ impl Controllers {
         );
         if self.cluster_wide {
             running.push(crate::report::controller::run(ctx.clone(), shutdown.clone()).boxed());
+        }
+        if let Some(controller) = self.password_policy {
+            running.push(drive(
+                controller,
+                &password_policy_gate,
+                &ctx,
+                shutdown.clone(),
+            ));
         }
         for scope in self.scopes {
             running.push(drive(scope.policies, &policy_gate, &ctx, shutdown.clone()));
@@ -262,7 +290,19 @@ fn apis_for(client: &Client, scope: &Option<String>) -> Apis {
 /// reconcile must act on trigger it: the spec (generation), deletion, finalizers and the adopt
 /// annotation. Its own status writes do not wake it again.
 fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>, rules: Triggers<K>) -> Controller<K> {
-    let stream = watcher(api, watcher::Config::default())
+    primary_selected(api, watcher::Config::default(), reflector)
+        // A Tenancy's change may concern any object; a namespace's labels, its objects.
+        .reconcile_all_on(rules.every)
+        .reconcile_on(rules.some)
+}
+
+/// As [`primary`], for the objects `selection` picks, without the rules' wake-ups.
+fn primary_selected<K: Managed>(
+    api: Api<K>,
+    selection: watcher::Config,
+    reflector: Reflector<K>,
+) -> Controller<K> {
+    let stream = watcher(api, selection)
         .default_backoff()
         .modify(trim)
         .reflect(reflector.writer)
@@ -270,9 +310,32 @@ fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>, rules: Triggers<K>)
         .predicate_filter(primary_trigger::<K>, PredicateConfig::default());
     // Unlimited here: the gates limit and order the work (see controllers::gate).
     Controller::for_stream(stream, reflector.reader)
-        // A Tenancy's change may concern any object; a namespace's labels, its objects.
-        .reconcile_all_on(rules.every)
-        .reconcile_on(rules.some)
+}
+
+/// The AccountPasswordPolicy controller alone, over the objects `selection` picks: for tests
+/// that must not touch other tests' cluster-scoped objects. Its store is `controller.store()`;
+/// run it with [`run_alone`].
+pub fn password_policy_controller(
+    client: &Client,
+    selection: watcher::Config,
+) -> Controller<AccountPasswordPolicy> {
+    primary_selected(Api::all(client.clone()), selection, Reflector::new())
+}
+
+/// Runs one controller with a gate of its own until `shutdown`.
+pub async fn run_alone<K: Managed>(
+    controller: Controller<K>,
+    ctx: Arc<Context>,
+    concurrency: u16,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    drive(
+        controller,
+        &Gate::new(concurrency.into()),
+        &ctx,
+        shutdown.shared(),
+    )
+    .await
 }
 
 /// Another kind's changes, as far as they matter to the objects that refer to it or that it

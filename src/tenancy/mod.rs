@@ -82,6 +82,16 @@ impl Rules {
         }
     }
 
+    /// The rules of a cluster-scoped object: only the platform team can write one, so no
+    /// Tenancy applies; it acts in the operator's own account.
+    pub fn platform() -> Self {
+        Self {
+            source: "the platform (a cluster-scoped object)".into(),
+            path: "/".into(),
+            spec: TenancySpec::default(),
+        }
+    }
+
     /// The IAM ARN prefix and id of the account the namespace lives in: its Tenancy's, or
     /// the operator's own (from `ctx`).
     pub fn account(&self, ctx: &crate::context::Context) -> (String, String) {

@@ -20,11 +20,18 @@ pub struct AccountSummary {
     pub groups: i32,
 }
 
-/// The password policy fields the CIS checks read.
+/// The account's password policy, every field UpdateAccountPasswordPolicy sets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PasswordPolicy {
     pub minimum_length: Option<i32>,
     pub reuse_prevention: Option<i32>,
+    pub require_symbols: bool,
+    pub require_numbers: bool,
+    pub require_uppercase: bool,
+    pub require_lowercase: bool,
+    pub allow_users_to_change_password: bool,
+    pub max_password_age: Option<i32>,
+    pub hard_expiry: bool,
 }
 
 /// The credential report as IAM hands it over: CSV, and when it was generated.
@@ -140,7 +147,47 @@ impl Iam {
             .map(|policy| PasswordPolicy {
                 minimum_length: policy.minimum_password_length(),
                 reuse_prevention: policy.password_reuse_prevention(),
+                require_symbols: policy.require_symbols(),
+                require_numbers: policy.require_numbers(),
+                require_uppercase: policy.require_uppercase_characters(),
+                require_lowercase: policy.require_lowercase_characters(),
+                allow_users_to_change_password: policy.allow_users_to_change_password(),
+                // IAM reports 0 or nothing for "never expires".
+                max_password_age: policy.max_password_age().filter(|age| *age > 0),
+                hard_expiry: policy.hard_expiry().unwrap_or(false),
             }))
+    }
+
+    pub async fn update_password_policy(&self, policy: &PasswordPolicy) -> Result<(), AwsError> {
+        self.call(
+            CallKind::Write,
+            "UpdateAccountPasswordPolicy",
+            self.client
+                .update_account_password_policy()
+                .set_minimum_password_length(policy.minimum_length)
+                .set_password_reuse_prevention(policy.reuse_prevention)
+                .require_symbols(policy.require_symbols)
+                .require_numbers(policy.require_numbers)
+                .require_uppercase_characters(policy.require_uppercase)
+                .require_lowercase_characters(policy.require_lowercase)
+                .allow_users_to_change_password(policy.allow_users_to_change_password)
+                .set_max_password_age(policy.max_password_age)
+                .hard_expiry(policy.hard_expiry)
+                .send(),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn delete_password_policy(&self) -> Result<(), AwsError> {
+        let result = self
+            .call(
+                CallKind::Write,
+                "DeleteAccountPasswordPolicy",
+                self.client.delete_account_password_policy().send(),
+            )
+            .await;
+        Self::optional(result).map(drop)
     }
 
     /// The ARNs of the users assigned virtual MFA devices (`arn:...:root` for the root user).

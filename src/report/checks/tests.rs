@@ -56,6 +56,7 @@ fn clean() -> AccountSnapshot {
         password_policy: Ok(Some(PasswordPolicy {
             minimum_length: Some(14),
             reuse_prevention: Some(24),
+            ..Default::default()
         })),
         virtual_mfa_users: Ok(vec!["arn:aws:iam::123456789012:user/alice".into()]),
         authorization: Ok(AuthorizationDetails {
@@ -219,6 +220,7 @@ fn password_checks_fail_without_a_policy_or_below_cis_and_are_unknown_unread() {
     snapshot.password_policy = Ok(Some(PasswordPolicy {
         minimum_length: Some(13),
         reuse_prevention: Some(23),
+        ..Default::default()
     }));
     assert_result(&snapshot, ids[0], CheckResult::Pass);
     let length = assert_result(&snapshot, ids[1], CheckResult::Fail);
