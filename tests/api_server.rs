@@ -119,12 +119,14 @@ async fn crds_install_and_become_established() {
         let name = crd.metadata.name.unwrap();
         let live = api.get(&name).await.unwrap();
         assert!(common::is_established(&live), "{name} is not Established");
-        // The platform team's Tenancy is a rolecall object, not an AWS one.
-        let categories: &[&str] = if live.spec.names.kind == "Tenancy" {
-            &["rolecall"]
-        } else {
-            &["rolecall", "aws"]
-        };
+        // The platform team's Tenancy and the security report (which only reads the account)
+        // are rolecall objects, not AWS ones.
+        let categories: &[&str] =
+            if ["Tenancy", "AccountSecurityReport"].contains(&live.spec.names.kind.as_str()) {
+                &["rolecall"]
+            } else {
+                &["rolecall", "aws"]
+            };
         let expected: Vec<String> = categories.iter().map(|c| c.to_string()).collect();
         assert_eq!(live.spec.names.categories.as_deref(), Some(&expected[..]));
     }

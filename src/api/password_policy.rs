@@ -29,6 +29,7 @@ fn yes() -> bool {
     status = "AccountPasswordPolicyStatus",
     shortname = "pwpolicy",
     category = "rolecall",
+    category = "aws",
     doc = "An AWS account's IAM password policy, kept as its spec describes (cluster-scoped, one per account).",
     printcolumn(
         name = "Ready",
