@@ -96,6 +96,7 @@ async fn watches_recover_after_the_apiserver_restarts() {
         "the operator died without its API server"
     );
     cluster.script("start-apiserver");
+    let back = std::time::Instant::now();
     let client = cluster.client().await;
 
     // New objects and a change to an old one, all after the restart.
@@ -121,7 +122,19 @@ async fn watches_recover_after_the_apiserver_restarts() {
         )
         .await
         .expect("change p0");
-    pairs::wait_all_ready(&client, &namespace, 6, Duration::from_secs(120)).await;
+    // Every watch fails at least twice across a restart (the dropped connection, then a
+    // resourceVersion too old for the new watch cache), and its backoff decides how long it is
+    // blind: with kube's default (up to 60 s per wait) this took 90 s; rolecall's waits at most
+    // 10 s, so 75 s is ample and the default's blindness shows.
+    if let Err(message) =
+        pairs::try_wait_all_ready(&client, &namespace, 6, Duration::from_secs(75)).await
+    {
+        panic!("{message}\noperator output:\n{}", operator.output());
+    }
+    eprintln!(
+        "all objects Ready {:.1}s after the API server was back",
+        back.elapsed().as_secs_f64()
+    );
     let p0 = policies.get("p0").await.expect("p0");
     assert_eq!(
         p0.status

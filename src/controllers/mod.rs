@@ -18,6 +18,7 @@ pub mod rules_watch;
 mod scripted;
 pub mod stores;
 pub mod tags;
+pub mod watch_backoff;
 pub mod wiring;
 
 use std::fmt::Debug;

@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use super::Managed;
+use super::watch_backoff::watch_backoff;
 use crate::api::Tenancy;
 
 /// Sends wake-ups to the controllers of one kind, one per scope.
@@ -120,14 +121,14 @@ impl RulesWatch {
     /// concerns.
     pub async fn run(self, client: Client, wakers: Wakers) {
         let tenancies = watcher(Api::<Tenancy>::all(client.clone()), Default::default())
-            .default_backoff()
+            .backoff(watch_backoff())
             .modify(|tenancy: &mut Tenancy| tenancy.meta_mut().managed_fields = None);
         // Metadata only: a namespace's labels are all the rules read of it.
         let namespaces = watcher(
             Api::<PartialObjectMeta<Namespace>>::all(client),
             Default::default(),
         )
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(|namespace: &mut PartialObjectMeta<Namespace>| {
             namespace.metadata.managed_fields = None;
             namespace.metadata.annotations = None;

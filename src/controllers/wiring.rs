@@ -20,6 +20,7 @@ use super::gate::Gate;
 use super::references::{self, Refers};
 use super::rules_watch::{RulesWatch, Triggers, Wakers};
 use super::stores::{Scoped, Stores};
+use super::watch_backoff::watch_backoff;
 use super::{Managed, error_policy, gated, kind_name};
 use crate::api::{
     AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile,
@@ -303,7 +304,7 @@ fn primary_selected<K: Managed>(
     reflector: Reflector<K>,
 ) -> Controller<K> {
     let stream = watcher(api, selection)
-        .default_backoff()
+        .backoff(watch_backoff())
         .modify(trim)
         .reflect(reflector.writer)
         .applied_objects()
@@ -342,7 +343,7 @@ pub async fn run_alone<K: Managed>(
 /// refers to: spec, readiness, deletion, and the final removal.
 fn secondary<K: Managed>(api: Api<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send {
     watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(watch_backoff())
         .touched_objects()
         .predicate_filter(secondary_trigger::<K>, PredicateConfig::default())
 }

@@ -25,6 +25,7 @@ use crate::api::report::{
 };
 use crate::conditions::{Readiness, reason, with_ready};
 use crate::context::Context;
+use crate::controllers::watch_backoff::watch_backoff;
 use crate::telemetry::SecurityCheck;
 
 pub const KIND: &str = "AccountSecurityReport";
@@ -74,7 +75,7 @@ where
     let (reader, writer) = reflector::store();
     export_checks(&ctx, reader.clone());
     let stream = watcher(api, selection)
-        .default_backoff()
+        .backoff(watch_backoff())
         .reflect(writer)
         .applied_objects()
         .predicate_filter(run_trigger, PredicateConfig::default());

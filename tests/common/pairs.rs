@@ -78,17 +78,30 @@ pub async fn ready_count(client: &Client, namespace: &str) -> usize {
 
 /// Waits until all `pairs` pairs are Ready; on timeout, fails naming those that are not.
 pub async fn wait_all_ready(client: &Client, namespace: &str, pairs: usize, timeout: Duration) {
+    if let Err(message) = try_wait_all_ready(client, namespace, pairs, timeout).await {
+        panic!("{message}");
+    }
+}
+
+/// As [`wait_all_ready`], returning the failure for the caller to add to.
+pub async fn try_wait_all_ready(
+    client: &Client,
+    namespace: &str,
+    pairs: usize,
+    timeout: Duration,
+) -> Result<(), String> {
     let deadline = std::time::Instant::now() + timeout;
     while ready_count(client, namespace).await < pairs * 2 {
         if std::time::Instant::now() > deadline {
-            panic!(
+            return Err(format!(
                 "timed out after {timeout:?} waiting for {} objects in {namespace} to be Ready; not Ready: {:?}",
                 pairs * 2,
                 not_ready(client, namespace).await
-            );
+            ));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
 }
 
 /// Deletes every pair and waits until the finalizers let them go.
