@@ -41,12 +41,24 @@ fn owned_by(secret: &Secret, user: &IamUser) -> bool {
         .any(|owner| Some(&owner.uid) == uid.as_ref())
 }
 
+/// The API server's 403 on Secrets, in words a platform team can act on.
+fn not_granted(error: kube::Error) -> Error {
+    match error {
+        kube::Error::Api(status) if status.code == 403 => Error::Forbidden(format!(
+            "the operator may not read or write Secrets here, which consoleAccess and accessKey \
+             need: install the chart with rbac.userSecrets=true ({})",
+            status.message
+        )),
+        error => error.into(),
+    }
+}
+
 /// The Secret `name` in the user's namespace: `None` when absent, a Conflict when it exists
 /// and is not this user's (rolecall never writes to a Secret it did not create for it).
 pub async fn read(ctx: &Context, user: &IamUser, name: &str) -> Result<Option<Found>, Error> {
     let api: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &user.namespace().unwrap_or_default());
-    let Some(secret) = api.get_opt(name).await? else {
+    let Some(secret) = api.get_opt(name).await.map_err(not_granted)? else {
         return Ok(None);
     };
     if !owned_by(&secret, user) {
@@ -97,7 +109,7 @@ pub async fn write(
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => return Ok(()),
         Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(not_granted(error)),
     }
     // It exists: written only if it is this user's (read checks); these keys overwritten.
     read(ctx, user, name).await?;
