@@ -564,7 +564,7 @@ async fn an_access_key_is_written_to_its_secret_rotated_and_the_old_one_deleted_
     let secret = secret_value(&secrets, "ci-key", "AWS_SECRET_ACCESS_KEY")
         .await
         .expect("the secret key in the Secret");
-    assert_eq!(key_ids(&aws, &name).await, [first.clone()]);
+    assert_eq!(key_ids(&aws, &name).await, std::slice::from_ref(&first));
     // The key in the Secret is the user's: STS says whose it is.
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::Config::builder()
