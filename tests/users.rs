@@ -955,20 +955,32 @@ async fn the_account_baseline_example_makes_the_administrator_in_the_admin_group
         );
     };
     kubectl(&["apply", "-f", dir.join("platform.yaml").to_str().unwrap()]);
+    // This environment runs no garbage collector: an earlier run's Secret outlives its IamUser,
+    // and the new IamUser (another uid) would rightly refuse it.
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "accounts");
+    let _ = secrets
+        .delete("administrator-console-password", &DeleteParams::default())
+        .await;
     let aws = aws_clients().await;
     let operator = Operator::start(&client, "accounts", Options::default()).await;
-    for file in ["admin-group.yaml", "administrator-user.yaml"] {
+    let apply = |file: &str| {
         kubectl(&[
             "apply",
             "-n",
             "accounts",
             "-f",
             dir.join(file).to_str().unwrap(),
-        ]);
-    }
+        ])
+    };
+    apply("admin-group.yaml");
     let users: Api<IamUser> = Api::namespaced(client.clone(), "accounts");
     let groups: Api<IamGroup> = Api::namespaced(client.clone(), "accounts");
+    wait_reason(&groups, "admin", "Available").await;
+    // The user's own writes: CreateUser, AddUserToGroup, CreateLoginProfile.
+    let before = operator.writes();
+    apply("administrator-user.yaml");
     let ready = wait_reason(&users, "administrator", "Available").await;
+    assert_eq!(operator.writes() - before, 3, "writes to create the user");
     let arn = ready.status.unwrap().arn.unwrap();
     assert!(
         arn.ends_with(":user/rolecall/accounts/administrator"),
@@ -985,16 +997,27 @@ async fn the_account_baseline_example_makes_the_administrator_in_the_admin_group
         .login_profile
         .unwrap();
     assert!(profile.password_reset_required);
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), "accounts");
     assert!(
         secret_value(&secrets, "administrator-console-password", "password")
             .await
             .is_some_and(|p| p.len() >= 20)
     );
+    // Deletion: DeleteLoginProfile, RemoveUserFromGroup, DeleteUser.
+    let before = operator.writes();
     users
         .delete("administrator", &DeleteParams::default())
         .await
         .unwrap();
+    common::wait_for("the administrator deleted", WAIT, || async {
+        users
+            .get_opt("administrator")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(operator.writes() - before, 3, "writes to delete the user");
     groups
         .delete("admin", &DeleteParams::default())
         .await
