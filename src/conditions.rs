@@ -15,6 +15,10 @@ pub const OWNER_TAG: &str = "rolecall.dev/owner";
 /// Annotation allowing rolecall to take over an existing AWS object without its owner tag.
 pub const ADOPT_ANNOTATION: &str = "rolecall.dev/adopt";
 
+/// Annotation asking an IamUser for a new console password: each new value resets it once
+/// (a new password, written to the Secret). rolecall never resets a password on its own.
+pub const RESET_PASSWORD_ANNOTATION: &str = "rolecall.dev/reset-password";
+
 pub mod reason {
     pub const AVAILABLE: &str = "Available";
     pub const RECONCILING: &str = "Reconciling";
@@ -27,6 +31,8 @@ pub mod reason {
     pub const DELETING: &str = "Deleting";
     /// Ready, with nothing to act on: a binding whose spec matches no live instance.
     pub const NO_INSTANCES: &str = "NoInstances";
+    /// An IamUser's login profile exists but the Secret with its password does not.
+    pub const PASSWORD_SECRET_MISSING: &str = "PasswordSecretMissing";
 }
 
 /// The Ready condition a reconcile concluded, before timestamps.

@@ -34,6 +34,7 @@ fn api_for(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
         "IamRole" => resource::<IamRole>(),
         "InstanceProfile" => resource::<InstanceProfile>(),
         "Ec2InstanceBinding" => resource::<Ec2InstanceBinding>(),
+        "IamUser" => resource::<rolecall::api::IamUser>(),
         other => panic!("unknown kind {other}"),
     };
     Api::namespaced_with(client.clone(), namespace, &resource)
@@ -104,6 +105,35 @@ fn valid_specs() -> Vec<(&'static str, &'static str, Value)> {
             json!({
                 "instanceProfileRef": { "name": "web" },
                 "instanceSelector": { "matchTags": { "app": "web" } },
+            }),
+        ),
+        (
+            "IamUser",
+            "administrator",
+            json!({
+                "name": "administrator",
+                "path": "/people/",
+                "groupRefs": [{ "name": "admin" }],
+                "groupNames": ["auditors"],
+                "managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+                "policyRefs": [{ "name": "s3-reader" }],
+                "inlinePolicies": { "logs": {
+                    "Statement": [{ "Effect": "Allow", "Action": "logs:GetLogEvents", "Resource": "*" }],
+                }},
+                "permissionsBoundary": "arn:aws:iam::aws:policy/PowerUserAccess",
+                "tags": { "team": "platform" },
+                "consoleAccess": {
+                    "enabled": true,
+                    "passwordResetRequired": true,
+                    "passwordSecretName": "administrator-password",
+                },
+                "accessKey": {
+                    "enabled": false,
+                    "secretName": "administrator-key",
+                    "maxAge": "90d",
+                    "rotationGracePeriod": "24h",
+                },
+                "deletionPolicy": "Retain",
             }),
         ),
     ]

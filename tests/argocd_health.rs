@@ -9,12 +9,13 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
     "IamPolicy",
     "IamRole",
     "InstanceProfile",
     "Ec2InstanceBinding",
     "IamGroup",
+    "IamUser",
 ];
 
 fn runner() -> String {
@@ -195,6 +196,20 @@ fn an_invalid_spec_or_a_conflict_is_degraded_with_the_message() {
         ),
         "Degraded",
         "AwsError: CreateRole: AccessDenied: not authorized",
+    );
+    // Only a person can say whether to reset a lost password.
+    assert_health(
+        role(
+            1,
+            Some(1),
+            Some((
+                "False",
+                "PasswordSecretMissing",
+                "the login profile exists but Secret p holds no password",
+            )),
+        ),
+        "Degraded",
+        "PasswordSecretMissing: the login profile exists but Secret p holds no password",
     );
 }
 

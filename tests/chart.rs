@@ -288,6 +288,9 @@ async fn default_values_apply_and_grant_the_cluster_wide_rules() {
                 "default",
             ],
             &["list", "secrets", "-n", ns],
+            // IamUser's Secrets only with rbac.userSecrets.
+            &["get", "secrets", "-n", "default"],
+            &["create", "secrets", "-n", "default"],
         ],
     );
     let stored = run_ok(
@@ -304,6 +307,38 @@ async fn default_values_apply_and_grant_the_cluster_wide_rules() {
         None,
     );
     assert_eq!(stored, "1");
+}
+
+/// rbac.userSecrets grants what IamUsers need of Secrets, in the watched namespaces only, and
+/// nothing to read Secrets no IamUser names (no list, no watch) or to delete them.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_secrets_are_granted_only_when_asked_and_only_in_watched_namespaces() {
+    let admin = common::kube_client().await;
+    let team = common::fresh_namespace(&admin, "chart-user-secrets").await;
+    let other = common::fresh_namespace(&admin, "chart-no-secrets").await;
+    let watched = format!(r#"watchNamespaces=["{team}"]"#);
+    let applied = apply_chart(
+        "chart-secrets",
+        &["--set", "rbac.userSecrets=true", "--set-json", &watched],
+    )
+    .await;
+    can_but_not(
+        &applied.user,
+        &[
+            &["get", "secrets", "-n", &team],
+            &["create", "secrets", "-n", &team],
+            &["patch", "secrets", "-n", &team],
+            &["watch", "iamusers.iam.rolecall.dev", "-n", &team],
+        ],
+        &[
+            &["list", "secrets", "-n", &team],
+            &["watch", "secrets", "-n", &team],
+            &["delete", "secrets", "-n", &team],
+            &["update", "secrets", "-n", &team],
+            &["get", "secrets", "-n", &other],
+            &["create", "secrets", "-n", &other],
+        ],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -309,8 +309,8 @@ fn the_chart_has_exactly_the_rules_these_tests_remove() {
     assert_eq!(
         rules,
         vec![
-            r#"["iam.rolecall.dev"] ["iampolicies", "iamroles", "instanceprofiles", "ec2instancebindings", "iamgroups"] ["get", "list", "watch", "patch"]"#,
-            r#"["iam.rolecall.dev"] ["iampolicies/status", "iamroles/status", "instanceprofiles/status", "ec2instancebindings/status", "iamgroups/status"] ["patch"]"#,
+            r#"["iam.rolecall.dev"] ["iampolicies", "iamroles", "instanceprofiles", "ec2instancebindings", "iamgroups", "iamusers"] ["get", "list", "watch", "patch"]"#,
+            r#"["iam.rolecall.dev"] ["iampolicies/status", "iamroles/status", "instanceprofiles/status", "ec2instancebindings/status", "iamgroups/status", "iamusers/status"] ["patch"]"#,
             r#"["events.k8s.io"] ["events"] ["create", "patch"]"#,
             // The account security reports' (tests/security_report.rs runs as these rules and
             // removes the status one).

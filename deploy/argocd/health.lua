@@ -1,8 +1,9 @@
 -- Argo CD health check for rolecall's kinds (IamPolicy, IamRole, InstanceProfile,
--- Ec2InstanceBinding, IamGroup; group iam.rolecall.dev). rolecall writes a Ready condition and
+-- Ec2InstanceBinding, IamGroup, IamUser; group iam.rolecall.dev). rolecall writes a Ready condition and
 -- status.observedGeneration (kstatus conventions); the reasons are in src/conditions.rs.
 --   Healthy:     Ready=True for the current generation
---   Degraded:    Ready=False with a reason that needs a person (InvalidSpec, Conflict, AwsError)
+--   Degraded:    Ready=False with a reason that needs a person (InvalidSpec, Conflict, AwsError,
+--                PasswordSecretMissing)
 --   Progressing: not yet observed, an older generation, Ready Unknown, converging
 --                (Reconciling, DependencyNotReady), or being deleted
 local hs = {}
@@ -65,7 +66,9 @@ if ready.status == "True" then
   return hs
 end
 
-local needs_a_person = { InvalidSpec = true, Conflict = true, AwsError = true }
+local needs_a_person = {
+  InvalidSpec = true, Conflict = true, AwsError = true, PasswordSecretMissing = true,
+}
 if ready.status == "False" and needs_a_person[ready.reason] then
   hs.status = "Degraded"
 else

@@ -15,6 +15,7 @@ pub mod policy;
 pub mod report;
 pub mod role;
 pub mod tenancy;
+pub mod user;
 
 pub use binding::{Ec2InstanceBinding, Ec2InstanceBindingSpec, Ec2InstanceBindingStatus};
 pub use common::{CommonStatus, DeletionPolicy, LocalObjectReference};
@@ -28,6 +29,7 @@ pub use policy::{IamPolicy, IamPolicySpec, IamPolicyStatus};
 pub use report::{AccountSecurityReport, AccountSecurityReportSpec, AccountSecurityReportStatus};
 pub use role::{IamRole, IamRoleSpec, IamRoleStatus};
 pub use tenancy::{Tenancy, TenancySpec};
+pub use user::{IamUser, IamUserSpec, IamUserStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, ValidationRule,
@@ -46,6 +48,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         with_default_name_limit(InstanceProfile::crd(), 128),
         Ec2InstanceBinding::crd(),
         with_default_name_limit(IamGroup::crd(), 128),
+        with_default_name_limit(IamUser::crd(), 64),
         Tenancy::crd(),
         AccountPasswordPolicy::crd(),
         AccountSecurityReport::crd(),

@@ -287,6 +287,10 @@ impl Managed for IamGroup {
         })
     }
 
+    fn holders(&self, stores: &super::stores::Stores) -> Vec<String> {
+        super::references::holders(&stores.users, self)
+    }
+
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
         let name = group_name(self);
         let Some(group) = ctx.iam.get_group(&name).await? else {

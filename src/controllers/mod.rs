@@ -18,6 +18,7 @@ pub mod rules_watch;
 mod scripted;
 pub mod stores;
 pub mod tags;
+pub mod user;
 pub mod watch_backoff;
 pub mod wiring;
 
@@ -392,6 +393,7 @@ pub fn kind_name<K: Resource<DynamicType = ()>>() -> &'static str {
         "InstanceProfile" => "InstanceProfile",
         "Ec2InstanceBinding" => "Ec2InstanceBinding",
         "IamGroup" => "IamGroup",
+        "IamUser" => "IamUser",
         "AccountPasswordPolicy" => "AccountPasswordPolicy",
         _ => "Other",
     }

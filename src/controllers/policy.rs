@@ -279,6 +279,7 @@ impl Managed for IamPolicy {
     fn holders(&self, stores: &Stores) -> Vec<String> {
         let mut holders = references::holders(&stores.roles, self);
         holders.extend(references::holders(&stores.groups, self));
+        holders.extend(references::holders(&stores.users, self));
         holders
     }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use kube::ResourceExt;
 
 use super::stores::Scoped;
-use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile};
+use crate::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, IamUser, InstanceProfile};
 
 /// A kind whose spec names objects of kind `T` in its own namespace.
 pub trait Refers<T> {
@@ -27,6 +27,26 @@ impl Refers<IamPolicy> for IamGroup {
     fn referenced_names(&self) -> Vec<&str> {
         self.spec
             .policy_refs
+            .iter()
+            .map(|reference| reference.name.as_str())
+            .collect()
+    }
+}
+
+impl Refers<IamPolicy> for IamUser {
+    fn referenced_names(&self) -> Vec<&str> {
+        self.spec
+            .policy_refs
+            .iter()
+            .map(|reference| reference.name.as_str())
+            .collect()
+    }
+}
+
+impl Refers<IamGroup> for IamUser {
+    fn referenced_names(&self) -> Vec<&str> {
+        self.spec
+            .group_refs
             .iter()
             .map(|reference| reference.name.as_str())
             .collect()

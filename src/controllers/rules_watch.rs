@@ -75,6 +75,7 @@ pub struct Wakers {
     pub profiles: KindWakers<crate::api::InstanceProfile>,
     pub bindings: KindWakers<crate::api::Ec2InstanceBinding>,
     pub groups: KindWakers<crate::api::IamGroup>,
+    pub users: KindWakers<crate::api::IamUser>,
     pub password_policies: KindWakers<crate::api::AccountPasswordPolicy>,
 }
 
@@ -85,6 +86,7 @@ impl Wakers {
         self.profiles.wake_every();
         self.bindings.wake_every();
         self.groups.wake_every();
+        self.users.wake_every();
         self.password_policies.wake_every();
     }
 
@@ -94,6 +96,7 @@ impl Wakers {
         self.profiles.wake_namespace(namespace);
         self.bindings.wake_namespace(namespace);
         self.groups.wake_namespace(namespace);
+        self.users.wake_namespace(namespace);
     }
 }
 

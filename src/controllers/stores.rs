@@ -9,8 +9,8 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 
 use crate::api::{
-    AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile,
-    Tenancy,
+    AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, IamUser,
+    InstanceProfile, Tenancy,
 };
 
 /// The stores of one kind, one per watched scope (all namespaces, or each `--watch-namespaces`
@@ -62,6 +62,7 @@ pub struct Stores {
     pub profiles: Scoped<InstanceProfile>,
     pub bindings: Scoped<Ec2InstanceBinding>,
     pub groups: Scoped<IamGroup>,
+    pub users: Scoped<IamUser>,
     /// Cluster-scoped, watched only when the operator watches every namespace (else empty).
     pub password_policies: Scoped<AccountPasswordPolicy>,
     /// The platform team's rules, cluster-wide.
@@ -77,6 +78,7 @@ impl Stores {
             && self.bindings.synced()
             && self.profiles.synced()
             && self.groups.synced()
+            && self.users.synced()
             && self.password_policies.synced()
             && ready(&self.tenancies)
             && ready(&self.namespaces)
@@ -106,6 +108,7 @@ impl Stores {
             profiles: none(),
             bindings: none(),
             groups: none(),
+            users: none(),
             password_policies: none(),
             tenancies: listed_empty(),
             namespaces: listed_empty(),

@@ -23,7 +23,8 @@ use super::stores::{Scoped, Stores};
 use super::watch_backoff::watch_backoff;
 use super::{Managed, error_policy, gated, kind_name};
 use crate::api::{
-    AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile,
+    AccountPasswordPolicy, Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, IamUser,
+    InstanceProfile,
 };
 use crate::conditions::READY;
 use crate::context::Context;
@@ -52,6 +53,7 @@ struct Scope {
     profiles: Controller<InstanceProfile>,
     bindings: Controller<Ec2InstanceBinding>,
     groups: Controller<IamGroup>,
+    users: Controller<IamUser>,
 }
 
 /// A store and the writer that fills it, for one kind in one scope.
@@ -78,6 +80,7 @@ impl Controllers {
         let bindings: Vec<Reflector<Ec2InstanceBinding>> =
             scopes.iter().map(|_| Reflector::new()).collect();
         let groups: Vec<Reflector<IamGroup>> = scopes.iter().map(|_| Reflector::new()).collect();
+        let users: Vec<Reflector<IamUser>> = scopes.iter().map(|_| Reflector::new()).collect();
         // Cluster-scoped kinds are the platform team's: watched only cluster-wide, where the
         // chart grants them.
         let cluster_wide = scopes == [None];
@@ -91,6 +94,7 @@ impl Controllers {
             profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
             bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
             groups: Scoped::new(groups.iter().map(|r| r.reader.clone()).collect()),
+            users: Scoped::new(users.iter().map(|r| r.reader.clone()).collect()),
             password_policies: Scoped::new(
                 password_policy.iter().map(|r| r.reader.clone()).collect(),
             ),
@@ -103,14 +107,17 @@ impl Controllers {
             .zip(roles)
             .zip(profiles)
             .zip(bindings)
-            .zip(groups);
-        for (scope, ((((policy, role), profile), binding), group)) in scopes.iter().zip(reflectors)
+            .zip(groups)
+            .zip(users);
+        for (scope, (((((policy, role), profile), binding), group), user)) in
+            scopes.iter().zip(reflectors)
         {
             let apis = apis_for(client, scope);
             let role_store = role.reader.clone();
             let profile_store = profile.reader.clone();
             let binding_store = binding.reader.clone();
             let group_store = group.reader.clone();
+            let user_store = user.reader.clone();
 
             // A role that goes (or stops naming a policy) may release a policy being deleted.
             let policy_triggers = wakers.policies.register(policy.reader.clone());
@@ -118,13 +125,28 @@ impl Controllers {
             let profile_triggers = wakers.profiles.register(profile.reader.clone());
             let binding_triggers = wakers.bindings.register(binding.reader.clone());
             let group_triggers = wakers.groups.register(group.reader.clone());
+            let user_triggers = wakers.users.register(user.reader.clone());
             let policies = primary(apis.api(), policy, policy_triggers)
                 .watches_stream(secondary(apis.api::<IamRole>()), held_by::<IamRole, _>())
-                .watches_stream(secondary(apis.api::<IamGroup>()), held_by::<IamGroup, _>());
-            let groups = primary(apis.api(), group, group_triggers).watches_stream(
-                secondary(apis.api::<IamPolicy>()),
-                dependents_of::<IamPolicy, _>(group_store),
-            );
+                .watches_stream(secondary(apis.api::<IamGroup>()), held_by::<IamGroup, _>())
+                .watches_stream(secondary(apis.api::<IamUser>()), held_by::<IamUser, _>());
+            // A user that joins, leaves or goes wakes its groups: their members, and a group
+            // being deleted that it held.
+            let groups = primary(apis.api(), group, group_triggers)
+                .watches_stream(
+                    secondary(apis.api::<IamPolicy>()),
+                    dependents_of::<IamPolicy, _>(group_store),
+                )
+                .watches_stream(secondary(apis.api::<IamUser>()), held_by::<IamUser, _>());
+            let users = primary(apis.api(), user, user_triggers)
+                .watches_stream(
+                    secondary(apis.api::<IamPolicy>()),
+                    dependents_of::<IamPolicy, _>(user_store.clone()),
+                )
+                .watches_stream(
+                    secondary(apis.api::<IamGroup>()),
+                    dependents_of::<IamGroup, _>(user_store),
+                );
             let roles = primary(apis.api(), role, role_triggers)
                 .watches_stream(
                     secondary(apis.api::<IamPolicy>()),
@@ -161,6 +183,7 @@ impl Controllers {
                 profiles,
                 bindings,
                 groups,
+                users,
             });
         }
         let password_policy = password_policy.map(|reflector| {
@@ -187,7 +210,7 @@ impl Controllers {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let shutdown = shutdown.shared();
-        let gates: [Arc<Gate>; 6] = std::array::from_fn(|_| Gate::new(concurrency.into()));
+        let gates: [Arc<Gate>; 7] = std::array::from_fn(|_| Gate::new(concurrency.into()));
         tokio::spawn({
             let (gates, shutdown) = (gates.clone(), shutdown.clone());
             async move {
@@ -202,6 +225,7 @@ impl Controllers {
             kind_name::<Ec2InstanceBinding>(),
             kind_name::<IamGroup>(),
             kind_name::<AccountPasswordPolicy>(),
+            kind_name::<IamUser>(),
         ];
         for (kind, gate) in kinds.into_iter().zip(&gates) {
             let gate = gate.clone();
@@ -215,6 +239,7 @@ impl Controllers {
         count_objects(&ctx, stores.profiles.clone());
         count_objects(&ctx, stores.bindings.clone());
         count_objects(&ctx, stores.groups.clone());
+        count_objects(&ctx, stores.users.clone());
         count_objects(&ctx, stores.password_policies.clone());
         report_synced(&ctx, stores);
 
@@ -225,6 +250,7 @@ impl Controllers {
             binding_gate,
             group_gate,
             password_policy_gate,
+            user_gate,
         ] = gates;
         let mut running = Vec::new();
         let rules = self.rules.run(self.client.clone(), self.wakers);
@@ -255,6 +281,7 @@ impl Controllers {
             running.push(drive(scope.profiles, &profile_gate, &ctx, shutdown.clone()));
             running.push(drive(scope.bindings, &binding_gate, &ctx, shutdown.clone()));
             running.push(drive(scope.groups, &group_gate, &ctx, shutdown.clone()));
+            running.push(drive(scope.users, &user_gate, &ctx, shutdown.clone()));
         }
         futures::future::join_all(running).await;
     }

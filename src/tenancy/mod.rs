@@ -29,6 +29,7 @@ pub enum AwsKind {
     Policy,
     InstanceProfile,
     Group,
+    User,
 }
 
 impl Rules {
@@ -151,7 +152,7 @@ impl Rules {
             (Some(required), Some(spec)) if spec == required => Ok(Some(required.clone())),
             (Some(required), Some(spec)) => Err(self.refuse(
                 "permissionsBoundary",
-                format!("roles carry the boundary {required}, not {spec}"),
+                format!("roles and users carry the boundary {required}, not {spec}"),
             )),
         }
     }
@@ -300,6 +301,19 @@ impl Rules {
         ))
     }
 
+    /// An IAM group named by `groupNames`: allowed when the Tenancy lists it.
+    pub fn check_group_reference(&self, name: &str) -> Result<(), Error> {
+        if self.spec.references.groups.iter().any(|g| glob(g, name)) {
+            return Ok(());
+        }
+        Err(self.refuse(
+            "references.groups",
+            format!(
+                "group {name} is not managed in this namespace and not among the groups it may join"
+            ),
+        ))
+    }
+
     /// Whether an untagged AWS object of `kind` named `name` may be adopted.
     pub fn may_adopt(&self, kind: AwsKind, name: &str) -> bool {
         let adopt = &self.spec.adopt;
@@ -308,6 +322,7 @@ impl Rules {
             AwsKind::Policy => &adopt.policies,
             AwsKind::InstanceProfile => &adopt.instance_profiles,
             AwsKind::Group => &adopt.groups,
+            AwsKind::User => &adopt.users,
         };
         globs.iter().any(|g| glob(g, name))
     }

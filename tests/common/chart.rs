@@ -64,9 +64,20 @@ pub fn cluster_role() -> ClusterRole {
     rendered_cluster_role("templates/clusterrole.yaml")
 }
 
+/// The ClusterRole the chart grants with `extra` values (`--set rbac.userSecrets=true`).
+pub fn cluster_role_with(extra: &[&str]) -> ClusterRole {
+    rendered_cluster_role_with("templates/clusterrole.yaml", extra)
+}
+
 /// The ClusterRole `template` renders with the chart's default values.
 fn rendered_cluster_role(template: &str) -> ClusterRole {
-    let yaml = render("rolecall", "rolecall", &["--show-only", template]);
+    rendered_cluster_role_with(template, &[])
+}
+
+fn rendered_cluster_role_with(template: &str, extra: &[&str]) -> ClusterRole {
+    let mut args = vec!["--show-only", template];
+    args.extend_from_slice(extra);
+    let yaml = render("rolecall", "rolecall", &args);
     let role = documents(&yaml)
         .into_iter()
         .find(|document| document["kind"] == "ClusterRole")

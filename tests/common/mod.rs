@@ -103,7 +103,7 @@ pub async fn apply_test_tenancy(client: &Client) {
             },
             "references": { "roles": ["*"], "instanceProfiles": ["*"] },
             "instances": { "matchTags": {}, "replaceUnownedAssociations": true },
-            "adopt": { "roles": ["*"], "policies": ["*"], "instanceProfiles": ["*"], "groups": ["*"] },
+            "adopt": { "roles": ["*"], "policies": ["*"], "instanceProfiles": ["*"], "groups": ["*"], "users": ["*"] },
         },
     });
     let api: Api<kube::api::DynamicObject> = Api::all_with(

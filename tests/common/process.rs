@@ -38,6 +38,27 @@ impl OperatorProcess {
         endpoint: &str,
         extra: &[&str],
     ) -> Self {
+        Self::start_logging(
+            kubeconfig,
+            binary,
+            namespace,
+            endpoint,
+            extra,
+            &std::env::var("ROLECALL_TEST_OPERATOR_LOG")
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+    }
+
+    /// As [`OperatorProcess::start_on`], logging at `rust_log` (`debug`, for a test that reads
+    /// everything the operator says).
+    pub fn start_logging(
+        kubeconfig: &str,
+        binary: &str,
+        namespace: &str,
+        endpoint: &str,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Self {
         let mut child = Command::new(binary)
             .args(["run", "--watch-namespaces", namespace])
             .args(["--http-address", "127.0.0.1:0", "--cluster-name", "test"])
@@ -50,11 +71,7 @@ impl OperatorProcess {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env(
-                "RUST_LOG",
-                std::env::var("ROLECALL_TEST_OPERATOR_LOG")
-                    .unwrap_or_else(|_| "info,kube=warn".into()),
-            )
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -104,11 +104,12 @@ where
 static CHART_ACCOUNT: OnceCell<String> = OnceCell::const_new();
 
 /// A client acting as the test service account, bound to the chart's own ClusterRole
-/// (rendered with `helm template` once per test process).
+/// (rendered with `helm template` once per test process), with `rbac.userSecrets` on so that
+/// IamUsers can write their Secrets (tests/users.rs shows what happens without it).
 pub async fn chart_service_account_client(admin: &Client) -> Client {
     let user = CHART_ACCOUNT
         .get_or_init(|| async {
-            let role = super::chart::cluster_role();
+            let role = super::chart::cluster_role_with(&["--set", "rbac.userSecrets=true"]);
             let name = "rolecall-test-chart-rules";
             apply_cluster_role(admin, name, role.rules.unwrap_or_default()).await;
             bind_cluster_wide(admin, name, TEST_ACCOUNT_NAMESPACE, TEST_ACCOUNT).await;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kube::Resource;
 use kube::api::Api;
-use rolecall::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, InstanceProfile};
+use rolecall::api::{Ec2InstanceBinding, IamGroup, IamPolicy, IamRole, IamUser, InstanceProfile};
 use serde::de::DeserializeOwned;
 
 pub trait Ready {
@@ -29,7 +29,8 @@ impl_ready!(
     IamRole,
     InstanceProfile,
     Ec2InstanceBinding,
-    IamGroup
+    IamGroup,
+    IamUser
 );
 
 /// Waits until the object's Ready condition (for its current generation) has `reason`.

@@ -22,6 +22,13 @@ MFA device can belong to root. Tests set an account's root state with
 summary, the report's root row and ListVirtualMFADevices then answer as IAM would for that
 root user. moto's CreateLoginProfile also ignores PasswordResetRequired (always false).
 
+IAM users, as IAM has them: moto keeps no permissions boundary on a user (CreateUser drops
+PermissionsBoundary, GetUser never returns one, Put/DeleteUserPermissionsBoundary are missing);
+its DeleteUser succeeds while the user still has a login profile, access keys, MFA devices or
+group memberships, where IAM answers DeleteConflict; and its Create/UpdateLoginProfile accept
+any password, where IAM refuses one the account's password policy does not allow
+(PasswordPolicyViolation).
+
 Usage: python server.py [moto_server arguments]
 """
 
@@ -35,6 +42,8 @@ import moto.iam.access_control as access_control
 from moto.iam.exceptions import DeleteConflictException
 from moto.iam.models import AccountSummary, IAMBackend, VirtualMfaDevice
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from moto.core.responses import EmptyResult
+from moto.core.serialize import return_if_not_empty
 from moto.iam.responses import IamResponse
 from moto.server import main
 
@@ -225,6 +234,136 @@ def _create_login_profile(self):
 
 
 IamResponse.create_login_profile = _create_login_profile
+
+# ---- IAM users ----
+
+from moto.iam.exceptions import IAMException
+from moto.iam.models import User
+
+
+class PasswordPolicyViolation(IAMException):
+    code = "PasswordPolicyViolation"
+
+
+_SYMBOLS = set("!@#$%^&*()_+-=[]{}|'")
+
+
+def _check_password(backend, password):
+    policy = backend.account_password_policy
+    minimum = policy.minimum_password_length if policy else 8
+    problems = []
+    if len(password or "") < (minimum or 8):
+        problems.append(f"at least {minimum} characters")
+    if policy:
+        for required, test, what in [
+            (policy.require_uppercase_characters, str.isupper, "an uppercase letter"),
+            (policy.require_lowercase_characters, str.islower, "a lowercase letter"),
+            (policy.require_numbers, str.isdigit, "a number"),
+        ]:
+            if required and not any(test(c) for c in password):
+                problems.append(what)
+        if policy.require_symbols and not any(c in _SYMBOLS for c in password):
+            problems.append("a symbol")
+    if problems:
+        raise PasswordPolicyViolation(
+            "Password should have " + ", ".join(problems) + "."
+        )
+
+
+def _user_permissions_boundary(self):
+    arn = getattr(self, "permissions_boundary_arn", None)
+    if arn:
+        return {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": arn}
+    return None
+
+
+User.permissions_boundary = property(_user_permissions_boundary)
+for _operation in ("CreateUser", "GetUser"):
+    IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER[
+        f"{_operation}Response.User.PermissionsBoundary"
+    ] = return_if_not_empty
+
+_original_create_user = IamResponse.create_user
+
+
+def _create_user(self):
+    boundary = self._get_param("PermissionsBoundary")
+    answer = _original_create_user(self)
+    if boundary:
+        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = boundary
+    return answer
+
+
+def _put_user_permissions_boundary(self):
+    user = self.backend.get_user(self._get_param("UserName"))
+    user.permissions_boundary_arn = self._get_param("PermissionsBoundary")
+    return EmptyResult()
+
+
+def _delete_user_permissions_boundary(self):
+    user = self.backend.get_user(self._get_param("UserName"))
+    user.permissions_boundary_arn = None
+    return EmptyResult()
+
+
+IamResponse.create_user = _create_user
+IamResponse.put_user_permissions_boundary = _put_user_permissions_boundary
+IamResponse.delete_user_permissions_boundary = _delete_user_permissions_boundary
+
+_original_delete_user = IAMBackend.delete_user
+
+
+def _delete_user(self, user_name):
+    user = self.get_user(user_name)
+    attached = [
+        what
+        for what, present in [
+            ("a login profile", user.password),
+            ("access keys", user.access_keys),
+            ("MFA devices", user.mfa_devices),
+            ("group memberships", self.get_groups_for_user(user_name)),
+        ]
+        if present
+    ]
+    if attached:
+        raise DeleteConflictException(
+            "Cannot delete entity, must remove " + ", ".join(attached) + " first."
+        )
+    return _original_delete_user(self, user_name)
+
+
+IAMBackend.delete_user = _delete_user
+
+_create_login_profile_with_flag = IamResponse.create_login_profile
+
+
+def _create_login_profile_checked(self):
+    _check_password(self.backend, self._get_param("Password"))
+    return _create_login_profile_with_flag(self)
+
+
+_original_update_login_profile = IamResponse.update_login_profile
+
+
+def _update_login_profile_checked(self):
+    password = self._get_param("Password")
+    if password is not None:
+        _check_password(self.backend, password)
+    else:
+        # IAM changes only what the request names; moto would clear the password.
+        user = self.backend.get_login_profile(self._get_param("UserName"))
+        user.password_reset_required = self._get_bool_param(
+            "PasswordResetRequired", user.password_reset_required
+        )
+        return EmptyResult()
+    answer = _original_update_login_profile(self)
+    user = self.backend.get_user(self._get_param("UserName"))
+    user.password_reset_required = self._get_bool_param("PasswordResetRequired", False)
+    return answer
+
+
+IamResponse.create_login_profile = _create_login_profile_checked
+IamResponse.update_login_profile = _update_login_profile_checked
 
 if __name__ == "__main__":
     main()

@@ -60,16 +60,24 @@ each in turn and shows something breaks):
 - its four kinds: get (referenced objects), list and watch (controllers), patch (finalizers,
   a JSON patch on the object);
 - their status: server-side apply;
-- Events, through kube's Recorder (create, then patch a series).
+- Events, through kube's Recorder (create, then patch a series);
+- with rbac.userSecrets, Secrets: get (is the named Secret this IamUser's?), create (the
+  password or key, owned by the IamUser), patch (a rotated key). No list or watch: the operator
+  never reads a Secret an IamUser does not name, and no delete (owner references remove them).
 */}}
 {{- define "rolecall.rules" -}}
 - apiGroups: ["iam.rolecall.dev"]
-  resources: ["iampolicies", "iamroles", "instanceprofiles", "ec2instancebindings", "iamgroups"]
+  resources: ["iampolicies", "iamroles", "instanceprofiles", "ec2instancebindings", "iamgroups", "iamusers"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["iam.rolecall.dev"]
-  resources: ["iampolicies/status", "iamroles/status", "instanceprofiles/status", "ec2instancebindings/status", "iamgroups/status"]
+  resources: ["iampolicies/status", "iamroles/status", "instanceprofiles/status", "ec2instancebindings/status", "iamgroups/status", "iamusers/status"]
   verbs: ["patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.rbac.userSecrets }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
 {{- end }}
