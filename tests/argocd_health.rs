@@ -9,13 +9,15 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 8] = [
     "IamPolicy",
     "IamRole",
     "InstanceProfile",
     "Ec2InstanceBinding",
     "IamGroup",
     "IamUser",
+    "AccountPasswordPolicy",
+    "AccountSecurityReport",
 ];
 
 fn runner() -> String {

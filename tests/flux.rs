@@ -84,6 +84,47 @@ fn the_helm_release_replaces_crds_and_its_values_pass_the_chart_schema() {
     );
     let _ = std::fs::remove_file(&values_file);
     assert!(rendered.contains("kind: Deployment"), "{rendered}");
+    // The account-baseline Kustomization's user writes its password to a Secret.
+    assert!(
+        rendered.contains("resources: [\"secrets\"]"),
+        "the HelmRelease grants the user Secrets: {rendered}"
+    );
+}
+
+#[test]
+fn the_account_baseline_kustomization_covers_every_new_kind() {
+    let (file, baseline) = of_kind("Kustomization")
+        .into_iter()
+        .find(|(_, k)| k["metadata"]["name"] == "account-baseline")
+        .expect("an account-baseline Kustomization");
+    assert_eq!(
+        baseline["spec"]["path"], "./examples/account-baseline",
+        "{file}"
+    );
+    assert_eq!(baseline["spec"]["targetNamespace"], "accounts", "{file}");
+    let dir = Path::new(ROOT).join("examples/account-baseline");
+    let kinds: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the example")
+        .flat_map(|entry| {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).expect("readable");
+            documents(&text)
+                .into_iter()
+                .filter_map(|document| document["kind"].as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for kind in [
+        "IamGroup",
+        "IamUser",
+        "AccountPasswordPolicy",
+        "AccountSecurityReport",
+        "Tenancy",
+    ] {
+        assert!(
+            kinds.iter().any(|found| found == kind),
+            "{file}: examples/account-baseline has no {kind}: {kinds:?}"
+        );
+    }
 }
 
 #[test]

@@ -297,3 +297,41 @@ async fn retain_leaves_the_policy_when_the_object_goes() {
     );
     operator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_baseline_example_sets_the_cis_policy_and_keeps_it() {
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let account = fresh_account();
+    let operator = Operator::start(&client, &account).await;
+    let api: Api<AccountPasswordPolicy> = Api::all(client.clone());
+    let aws = clients_in(&account).await;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/account-baseline/password-policy.yaml");
+    let text = std::fs::read_to_string(&file).expect("the example");
+    let mut example: serde_json::Value = serde_norway::from_str(&text).expect("YAML");
+    // The example as written, in this test's account and under this test's label.
+    let name = format!("baseline-{account}");
+    example["metadata"] = json!({ "name": name, "labels": { TEST_LABEL: account } });
+    example["spec"]["account"] = json!({ "roleArn": role_arn(&account) });
+    let example: AccountPasswordPolicy = serde_json::from_value(example).unwrap();
+    api.create(&PostParams::default(), &example).await.unwrap();
+    reason_of(&api, &name, "Available").await;
+    let set = iam_policy(&aws).await.expect("the policy is set");
+    assert_eq!(set.minimum_password_length(), Some(14));
+    assert_eq!(set.password_reuse_prevention(), Some(24));
+    assert!(set.require_symbols() && set.require_numbers());
+    assert!(set.require_uppercase_characters() && set.require_lowercase_characters());
+    assert!(set.allow_users_to_change_password());
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    common::wait_for("the example object gone", WAIT, || async {
+        api.get_opt(&name).await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(
+        iam_policy(&aws).await.map(|p| p.minimum_password_length()),
+        Some(Some(14)),
+        "the example retains the account's policy"
+    );
+    operator.stop().await;
+}
