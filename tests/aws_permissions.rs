@@ -6,14 +6,14 @@
 //!   `/rolecall/` and only to EC2, EC2 association writes only on instances and only for
 //!   profiles under `/rolecall/`.
 //! - `deploy/aws-iam-policy-boundary.json`: the same, for installations where every role
-//!   carries a permissions boundary under `policy/rolecall/boundaries/`: a role's permissions
+//!   and user carries a permissions boundary under `policy/rolecall/boundaries/`: their permissions
 //!   change only while it carries one, it cannot be removed, and the boundary policies
 //!   themselves cannot be written.
 //!
 //! Both grant exactly the AWS actions the operator calls (every `CallLog::call(CallKind::_,
 //! "Operation", ..)` in src/aws/<service>.rs and src/aws/<service>/*.rs, sts:GetCallerIdentity in src/run.rs, and
 //! iam:PassRole for handing roles to EC2); the boundary variant leaves out
-//! DeleteRolePermissionsBoundary. A small evaluator of IAM's policy language (Allow/Deny,
+//! DeleteRolePermissionsBoundary and DeleteUserPermissionsBoundary. A small evaluator of IAM's policy language (Allow/Deny,
 //! Action, Resource globs, the condition operators the files use) then shows that the requests
 //! the operator must make are allowed, that the ones the model forbids are refused, and that
 //! every statement is needed: without it, some request the code makes is refused (or, for a
@@ -36,18 +36,28 @@ const FILES: [&str; 2] = [PLAIN, BOUNDED];
 
 /// The boundaries a bounded installation's tenancies may name.
 const BOUNDARIES: &str = "arn:aws:iam::*:policy/rolecall/boundaries/*";
-/// What the bounded variant never grants.
-const NOT_IN_BOUNDED: &str = "iam:DeleteRolePermissionsBoundary";
-/// Role writes that change what a role may do; in the bounded variant only for roles carrying
-/// a rolecall boundary (IAM evaluates `iam:PermissionsBoundary` for exactly these, CreateRole
-/// and PutRolePermissionsBoundary with the boundary being set).
-const BOUNDED_ROLE_WRITES: [&str; 6] = [
+/// What the bounded variant never grants: a role or user losing its boundary.
+const NOT_IN_BOUNDED: [&str; 2] = [
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:DeleteUserPermissionsBoundary",
+];
+/// Role and user writes that change what the principal may do; in the bounded variant only
+/// for principals carrying a rolecall boundary (IAM evaluates `iam:PermissionsBoundary` for
+/// exactly these; for CreateRole/CreateUser and Put*PermissionsBoundary it is the boundary
+/// being set).
+const BOUNDED_ROLE_WRITES: [&str; 12] = [
     "iam:AttachRolePolicy",
     "iam:CreateRole",
     "iam:DeleteRolePolicy",
     "iam:DetachRolePolicy",
     "iam:PutRolePermissionsBoundary",
     "iam:PutRolePolicy",
+    "iam:AttachUserPolicy",
+    "iam:CreateUser",
+    "iam:DeleteUserPolicy",
+    "iam:DetachUserPolicy",
+    "iam:PutUserPermissionsBoundary",
+    "iam:PutUserPolicy",
 ];
 
 /// The resource type AWS authorizes each action against (Service Authorization Reference:
@@ -265,7 +275,9 @@ fn needed(file: &str) -> BTreeSet<String> {
     let mut needed = actions_in_source();
     needed.insert("iam:PassRole".into());
     if file == BOUNDED {
-        needed.remove(NOT_IN_BOUNDED);
+        for action in NOT_IN_BOUNDED {
+            needed.remove(action);
+        }
     }
     needed
 }
@@ -412,10 +424,10 @@ fn arn(kind: &str, path: &str, name: &str) -> String {
 }
 
 /// The context IAM gives a write, in the installation `file` is for: the bounded one's roles
-/// carry a rolecall boundary, and every profile rolecall associates is one of its own.
+/// and users carry a rolecall boundary, and every profile rolecall associates is one of its own.
 fn write_context(file: &str, action: &str) -> Vec<(&'static str, String)> {
     let mut context = Vec::new();
-    if file == BOUNDED && resource_type(action) == "role" {
+    if file == BOUNDED && ["role", "user"].contains(&resource_type(action)) {
         context.push(("iam:PermissionsBoundary", OUR_BOUNDARY.to_string()));
     }
     if action == "iam:PassRole" {
@@ -455,7 +467,7 @@ fn must_allow(file: &str) -> Vec<Request> {
     }
     for action in writes
         .iter()
-        .filter(|a| !(file == BOUNDED && *a == NOT_IN_BOUNDED))
+        .filter(|a| !(file == BOUNDED && NOT_IN_BOUNDED.contains(&a.as_str())))
     {
         let context = write_context(file, action);
         match resource_type(action) {
@@ -516,6 +528,7 @@ fn must_refuse(file: &str) -> Vec<Request> {
     }
     if file == BOUNDED {
         for action in BOUNDED_ROLE_WRITES {
+            let ours = arn(resource_type(action), OURS[0], "web");
             requests.push(request(action, &ours, &[]));
             for boundary in [
                 arn("policy", OURS[0], "my-own-boundary"),
@@ -541,12 +554,14 @@ fn refused_beside_any_grant(file: &str) -> Vec<Request> {
         return Vec::new();
     }
     let mut requests = Vec::new();
-    for path in OURS.iter().chain(&THEIRS) {
-        requests.push(request(
-            NOT_IN_BOUNDED,
-            &arn("role", path, "web"),
-            &[("iam:PermissionsBoundary", OUR_BOUNDARY)],
-        ));
+    for action in NOT_IN_BOUNDED {
+        for path in OURS.iter().chain(&THEIRS) {
+            requests.push(request(
+                action,
+                &arn(resource_type(action), path, "web"),
+                &[("iam:PermissionsBoundary", OUR_BOUNDARY)],
+            ));
+        }
     }
     for action in calls_in_source()
         .writes
@@ -679,7 +694,7 @@ fn writes_are_scoped_to_the_rolecall_paths_reads_to_their_resource_type() {
 }
 
 #[test]
-fn the_bounded_variant_creates_and_changes_roles_only_within_a_rolecall_boundary() {
+fn the_bounded_variant_creates_and_changes_roles_and_users_only_within_a_rolecall_boundary() {
     let policy = policy(BOUNDED);
     let mut bounded = BTreeSet::new();
     for statement in statements(&policy).iter().filter(|s| allows(s)) {
@@ -696,10 +711,12 @@ fn the_bounded_variant_creates_and_changes_roles_only_within_a_rolecall_boundary
                 bounded.insert(action.clone());
             }
         }
-        assert!(
-            !actions.contains(&NOT_IN_BOUNDED.to_string()),
-            "{BOUNDED} must not allow {NOT_IN_BOUNDED}"
-        );
+        for action in NOT_IN_BOUNDED {
+            assert!(
+                !actions.contains(&action.to_string()),
+                "{BOUNDED} must not allow {action}"
+            );
+        }
     }
     let expected: BTreeSet<String> = BOUNDED_ROLE_WRITES.iter().map(|a| a.to_string()).collect();
     assert_eq!(bounded, expected);
@@ -708,10 +725,12 @@ fn the_bounded_variant_creates_and_changes_roles_only_within_a_rolecall_boundary
         .filter(|s| !allows(s))
         .flat_map(|s| one_or_many(&s["Action"]))
         .collect();
-    assert!(
-        denied.contains(&NOT_IN_BOUNDED.to_string()),
-        "{BOUNDED} denies {NOT_IN_BOUNDED} outright, so no other policy can grant it"
-    );
+    for action in NOT_IN_BOUNDED {
+        assert!(
+            denied.contains(&action.to_string()),
+            "{BOUNDED} denies {action} outright, so no other policy can grant it"
+        );
+    }
     // The plain variant has no Deny: it is a grant to add to, not a fence.
     let plain = self::policy(PLAIN);
     assert!(statements(&plain).iter().all(allows));
