@@ -187,11 +187,6 @@ pub struct ReferenceRules {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100), inner(pattern(NAME_GLOB_PATTERN)))]
     pub groups: Vec<String>,
-
-    /// User names (globs) an IamUser may adopt.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100), inner(pattern(NAME_GLOB_PATTERN)))]
-    pub users: Vec<String>,
 }
 
 /// The EC2 instances that bindings may reach.
