@@ -34,17 +34,10 @@ async fn group_in_moto(
     aws: &AwsClients,
     name: &str,
 ) -> Option<aws_sdk_iam::operation::get_group::GetGroupOutput> {
-    match aws.iam.get_group().group_name(name).send().await {
-        Ok(output) => Some(output),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(error) => panic!("GetGroup {name}: {error:?}"),
-    }
+    common::found(
+        "GetGroup",
+        aws.iam.get_group().group_name(name).send().await,
+    )
 }
 
 async fn attached(aws: &AwsClients, group: &str) -> Vec<String> {

@@ -42,17 +42,7 @@ fn role(name: &str, spec: Value) -> IamRole {
 }
 
 async fn role_in_moto(aws: &AwsClients, name: &str) -> Option<aws_sdk_iam::types::Role> {
-    match aws.iam.get_role().role_name(name).send().await {
-        Ok(output) => output.role,
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(error) => panic!("GetRole {name}: {error:?}"),
-    }
+    common::found("GetRole", aws.iam.get_role().role_name(name).send().await)?.role
 }
 
 async fn attached(aws: &AwsClients, role: &str) -> Vec<String> {

@@ -131,17 +131,11 @@ async fn reason_of(api: &Api<AccountPasswordPolicy>, name: &str, reason: &str) -
 }
 
 async fn iam_policy(aws: &AwsClients) -> Option<aws_sdk_iam::types::PasswordPolicy> {
-    match aws.iam.get_account_password_policy().send().await {
-        Ok(output) => output.password_policy,
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            None
-        }
-        Err(error) => panic!("GetAccountPasswordPolicy: {error:?}"),
-    }
+    common::found(
+        "GetAccountPasswordPolicy",
+        aws.iam.get_account_password_policy().send().await,
+    )?
+    .password_policy
 }
 
 #[tokio::test(flavor = "multi_thread")]

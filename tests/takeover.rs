@@ -159,16 +159,7 @@ fn recorded_writes_to(name: &str) -> Vec<String> {
 }
 
 async fn role_exists(aws: &AwsClients, name: &str) -> bool {
-    match aws.iam.get_role().role_name(name).send().await {
-        Ok(_) => true,
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            false
-        }
-        Err(e) => panic!("GetRole {name}: {e:?}"),
-    }
+    common::found("GetRole", aws.iam.get_role().role_name(name).send().await).is_some()
 }
 
 /// The owner's object `web` in `owner_ns` is Ready with the role in AWS; two claimants in

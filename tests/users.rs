@@ -90,17 +90,7 @@ async fn apply_tenancy(client: &Client, name: &str, spec: Value) {
 }
 
 async fn user_exists(aws: &AwsClients, name: &str) -> bool {
-    match aws.iam.get_user().user_name(name).send().await {
-        Ok(_) => true,
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_no_such_entity_exception()) =>
-        {
-            false
-        }
-        Err(error) => panic!("GetUser {name}: {error:?}"),
-    }
+    common::found("GetUser", aws.iam.get_user().user_name(name).send().await).is_some()
 }
 
 async fn key_ids(aws: &AwsClients, name: &str) -> Vec<String> {

@@ -202,3 +202,22 @@ pub fn ready_condition(
         .find(|condition| condition.type_ == "Ready")
         .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
+
+/// A Get's answer, or `None` when AWS says the entity does not exist (the operator's own
+/// classification); any other error fails the test.
+pub fn found<T, E>(
+    operation: &'static str,
+    result: Result<T, aws_sdk_iam::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+) -> Option<T>
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(output) => Some(output),
+        Err(error) => {
+            let error = rolecall::aws::AwsError::from_sdk(operation, error);
+            assert!(error.is_not_found(), "{operation}: {error}");
+            None
+        }
+    }
+}
