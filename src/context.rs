@@ -43,6 +43,8 @@ pub struct Context {
     failures: Arc<Streaks>,
     /// Reconciles in a row that found AWS still settling (an association in progress).
     settling: Arc<Streaks>,
+    /// Status writes the stores have not shown yet.
+    pub written: Arc<crate::controllers::written::WrittenStatuses>,
     /// The newest actions planned in dry-run mode, as logged; kept for inspection.
     pub planned: Arc<Mutex<VecDeque<String>>>,
     /// The operator's own clients, from which other accounts' roles are assumed.
@@ -97,6 +99,7 @@ impl Context {
             recorder,
             failures: Arc::default(),
             settling: Arc::default(),
+            written: Arc::default(),
             planned: Arc::default(),
             aws: aws.clone(),
             accounts: Arc::default(),
@@ -128,6 +131,7 @@ impl Context {
             recorder: self.recorder.clone(),
             failures: self.failures.clone(),
             settling: self.settling.clone(),
+            written: self.written.clone(),
             planned: self.planned.clone(),
             aws: clients,
             accounts: self.accounts.clone(),

@@ -21,6 +21,7 @@ pub mod tags;
 pub mod user;
 pub mod watch_backoff;
 pub mod wiring;
+pub mod written;
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -455,7 +456,7 @@ async fn admitted_converge<K: Managed>(
 async fn apply<K: Managed>(api: &Api<K>, object: &K, ctx: &Arc<Context>) -> Result<Action, Error> {
     let converged = admitted_converge(object, ctx).await?;
     announce(ctx, object, &converged.readiness).await;
-    write_status(api, object, converged.status, &converged.readiness).await?;
+    write_status(api, object, converged.status, &converged.readiness, ctx).await?;
     let key = object_key(object);
     if converged.retry_soon {
         let attempts = ctx.record_settling(&key);
@@ -509,6 +510,7 @@ async fn cleanup<K: Managed>(object: &K, ctx: &Arc<Context>) -> Result<Action, E
         )));
     }
     object.cleanup(&ctx).await?;
+    ctx.written.forget(&object.uid().unwrap_or_default());
     Ok(Action::await_change())
 }
 
@@ -534,7 +536,7 @@ async fn failed<K: Managed>(object: &K, phase: Phase, error: Error, ctx: &Contex
     if !ctx.settings.dry_run {
         let api = K::api(ctx.client.clone(), &object.namespace().unwrap_or_default());
         let previous = object.current_status().cloned().unwrap_or_default();
-        if let Err(error) = write_status(&api, object, previous, &readiness).await {
+        if let Err(error) = write_status(&api, object, previous, &readiness, ctx).await {
             tracing::warn!(object = %key, %error, "could not write the failure to status");
         }
     }
@@ -588,12 +590,14 @@ async fn announce<K: Managed>(ctx: &Context, object: &K, readiness: &Readiness) 
     .await;
 }
 
-/// Writes status with server-side apply, skipping the write when nothing changed.
+/// Writes status with server-side apply, skipping the write when the object has that status
+/// already (by the store's copy, or by this process's own newer write: see `written`).
 async fn write_status<K: Managed>(
     api: &Api<K>,
     object: &K,
     mut status: K::Status,
     readiness: &Readiness,
+    ctx: &Context,
 ) -> Result<(), Error> {
     let previous_conditions = object
         .current_status()
@@ -603,7 +607,13 @@ async fn write_status<K: Managed>(
     let common = K::status_mut(&mut status);
     common.observed_generation = object.meta().generation;
     common.conditions = with_ready(&previous_conditions, readiness, object.meta().generation);
-    if object.current_status() == Some(&status) {
+    let uid = object.uid().unwrap_or_default();
+    let cached = written::Cached {
+        uid: &uid,
+        resource_version: object.meta().resource_version.as_deref(),
+        status: object.current_status(),
+    };
+    if ctx.written.is_current(&cached, &status) {
         return Ok(());
     }
     let patch = serde_json::json!({
@@ -611,12 +621,15 @@ async fn write_status<K: Managed>(
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &object.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let updated = api
+        .patch_status(
+            &object.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.written
+        .wrote(&uid, updated.meta().resource_version.as_deref(), &status);
     Ok(())
 }
 

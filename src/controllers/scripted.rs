@@ -41,6 +41,11 @@ fn role(spec: Value, finalized: bool, status: Option<Value>) -> IamRole {
 /// A context whose Kubernetes client is the scripted server and whose AWS endpoint nothing
 /// answers (a path that reached AWS would fail the test with a connection error).
 fn context() -> (Arc<Context>, Handle) {
+    context_with(Stores::empty())
+}
+
+/// As [`context`], reading `stores`.
+fn context_with(stores: Stores) -> (Arc<Context>, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, NAMESPACE);
     let sdk = aws_config::SdkConfig::builder()
@@ -59,7 +64,7 @@ fn context() -> (Arc<Context>, Handle) {
         Arc::new(Telemetry::new(Arc::new(CallLog::default()))),
         settings,
         "arn:aws:iam::123456789012:".into(),
-        Stores::empty(),
+        stores,
     );
     (Arc::new(ctx), handle)
 }
@@ -238,4 +243,88 @@ async fn a_retained_object_being_deleted_loses_only_its_finalizer() {
     })
     .await;
     assert_eq!(action, Action::await_change());
+}
+
+/// Two reconciles in quick succession, both on the store's copy from before the first one's
+/// status write (its watch event has not arrived): the second must not take that old copy
+/// for the status the object has now. (Seen after a leader hand-over: a role stayed
+/// "waiting to read the Tenancies" although its next reconcile succeeded.)
+#[tokio::test]
+async fn a_status_is_written_even_when_the_stale_cached_copy_already_shows_it() {
+    let (policies, mut policy_writer) = kube::runtime::reflector::store::<crate::api::IamPolicy>();
+    let policy: crate::api::IamPolicy = serde_json::from_value(json!({
+        "apiVersion": "iam.rolecall.dev/v1alpha1", "kind": "IamPolicy",
+        "metadata": { "name": "missing", "namespace": NAMESPACE, "uid": "p-1", "generation": 1,
+                      "resourceVersion": "3" },
+        "spec": { "document": { "Version": "2012-10-17", "Statement": [] } },
+    }))
+    .expect("a valid IamPolicy");
+    policy_writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(policy.clone()));
+    let mut stores = Stores::empty();
+    stores.policies = super::stores::Scoped::new(vec![policies]);
+    let (ctx, mut server) = context_with(stores);
+
+    let absent = json!({
+        "observedGeneration": 1,
+        "conditions": [{
+            "type": "Ready", "status": "False", "reason": "DependencyNotReady",
+            "message": "IamPolicy missing does not exist in namespace team",
+            "observedGeneration": 1, "lastTransitionTime": "2026-12-01T00:00:00Z",
+        }],
+    });
+    // The store's copy: rv 7, saying the policy does not exist.
+    let stale = Arc::new(role(waiting_spec(), true, Some(absent)));
+
+    // The policy exists now, not Ready: new words for the same wait, written (rv 8).
+    let first = tokio::spawn(reconcile(stale.clone(), ctx.clone()));
+    let written = expect(
+        &mut server,
+        Method::PATCH,
+        &format!("{ROLE_PATH}/status"),
+        json!({
+            "apiVersion": "iam.rolecall.dev/v1alpha1", "kind": "IamRole",
+            "metadata": { "name": "web", "namespace": NAMESPACE, "uid": "u-1",
+                          "generation": 1, "resourceVersion": "8" },
+            "spec": waiting_spec(),
+        }),
+    )
+    .await;
+    let message = &written["status"]["conditions"][0]["message"];
+    assert_eq!(message, "IamPolicy missing is not Ready yet", "{written}");
+    first.await.unwrap().unwrap();
+
+    // The policy goes again before the store shows rv 8: the object must say so, although
+    // the stale copy does.
+    policy_writer.apply_watcher_event(&kube::runtime::watcher::Event::Delete(policy));
+    let second = tokio::spawn(reconcile(stale, ctx.clone()));
+    let (request, respond) = tokio::time::timeout(Duration::from_secs(5), server.next_request())
+        .await
+        .expect("the second reconcile writes the status back (it waited for none)")
+        .expect("a request");
+    assert_eq!(request.method(), Method::PATCH);
+    assert_eq!(request.uri().path(), format!("{ROLE_PATH}/status"));
+    let bytes = http_body_util::BodyExt::collect(request.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        body["status"]["conditions"][0]["message"],
+        "IamPolicy missing does not exist in namespace team",
+        "{body}"
+    );
+    respond.send_response(
+        Response::builder()
+            .body(Body::from(
+                serde_json::to_vec(&json!({
+                    "apiVersion": "iam.rolecall.dev/v1alpha1", "kind": "IamRole",
+                    "metadata": { "name": "web", "namespace": NAMESPACE, "uid": "u-1",
+                                  "generation": 1, "resourceVersion": "9" },
+                    "spec": waiting_spec(),
+                }))
+                .unwrap(),
+            ))
+            .unwrap(),
+    );
+    second.await.unwrap().unwrap();
 }
