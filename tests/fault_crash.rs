@@ -129,6 +129,9 @@ async fn everything_converges_once_through_ten_sigkills() {
         (chains_ready(&client, &namespace).await == CHAINS * 2).then_some(())
     })
     .await;
+    // No start reconciled before it knew the namespace's rules.
+    let waits = pairs::waits_for_the_rules(&client, &namespace).await;
+    assert!(waits.is_empty(), "objects waited for the rules: {waits:?}");
 
     let tagged = leaks::tagged_in_namespace(&aws, &namespace).await;
     assert_eq!(

@@ -105,6 +105,9 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_after_sigkill() {
         "took {takeover:?} with a {LEASE_SECONDS}s lease"
     );
     pairs::wait_all_ready(&client, &namespace, 10, Duration::from_secs(90)).await;
+    // The new leader reconciled nothing before it knew the namespace's rules.
+    let waits = pairs::waits_for_the_rules(&client, &namespace).await;
+    assert!(waits.is_empty(), "objects waited for the rules: {waits:?}");
 
     // Every write reached AWS once: no create, attach or failed duplicate during the hand-over.
     let mut writes = BTreeMap::<(String, String), usize>::new();

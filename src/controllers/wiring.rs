@@ -267,8 +267,9 @@ impl Controllers {
         if self.cluster_wide {
             running.push(crate::report::controller::run(ctx.clone(), shutdown.clone()).boxed());
         }
+        let mut controllers = Vec::new();
         if let Some(controller) = self.password_policy {
-            running.push(drive(
+            controllers.push(drive(
                 controller,
                 &password_policy_gate,
                 &ctx,
@@ -276,13 +277,27 @@ impl Controllers {
             ));
         }
         for scope in self.scopes {
-            running.push(drive(scope.policies, &policy_gate, &ctx, shutdown.clone()));
-            running.push(drive(scope.roles, &role_gate, &ctx, shutdown.clone()));
-            running.push(drive(scope.profiles, &profile_gate, &ctx, shutdown.clone()));
-            running.push(drive(scope.bindings, &binding_gate, &ctx, shutdown.clone()));
-            running.push(drive(scope.groups, &group_gate, &ctx, shutdown.clone()));
-            running.push(drive(scope.users, &user_gate, &ctx, shutdown.clone()));
+            controllers.push(drive(scope.policies, &policy_gate, &ctx, shutdown.clone()));
+            controllers.push(drive(scope.roles, &role_gate, &ctx, shutdown.clone()));
+            controllers.push(drive(scope.profiles, &profile_gate, &ctx, shutdown.clone()));
+            controllers.push(drive(scope.bindings, &binding_gate, &ctx, shutdown.clone()));
+            controllers.push(drive(scope.groups, &group_gate, &ctx, shutdown.clone()));
+            controllers.push(drive(scope.users, &user_gate, &ctx, shutdown.clone()));
         }
+        // Every reconcile needs its namespace's rules. Started before they are read, each
+        // object would say "waiting to read the Tenancies" for a moment at every start or
+        // leader hand-over (an Event, and a Ready flapping to False for Argo CD and Flux).
+        let rules_read = rules_read(self.stores.clone(), RULES_GRACE).shared();
+        running.extend(controllers.into_iter().map(|controller| {
+            let (rules_read, shutdown) = (rules_read.clone(), shutdown.clone());
+            async move {
+                tokio::select! {
+                    () = rules_read => controller.await,
+                    () = shutdown => {}
+                }
+            }
+            .boxed()
+        }));
         futures::future::join_all(running).await;
     }
 }
@@ -523,6 +538,26 @@ fn ready_counts<K: Managed>(objects: impl Iterator<Item = Arc<K>>) -> ReadyCount
         }
     }
     counts
+}
+
+/// How long the controllers wait for the Tenancies and namespaces before they start anyway;
+/// then each object reports what it waits for (the operator may lack list on either).
+const RULES_GRACE: Duration = Duration::from_secs(30);
+
+/// Completes once the rules' stores have listed, or after `grace`.
+async fn rules_read(stores: Stores, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    // Polled: see `report_synced`.
+    while !stores.rules_synced() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "the Tenancies and namespaces are not read after {grace:?}: reconciling anyway, \
+                 every object waits for them in its Ready condition"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Marks the process synced for `/readyz` once every store has listed its objects.

@@ -123,6 +123,22 @@ pub async fn delete_all(client: &Client, namespace: &str, timeout: Duration) {
     .await;
 }
 
+/// The Events in `namespace` that say an object waited for the operator to read the
+/// Tenancies: a start or hand-over that users could see.
+pub async fn waits_for_the_rules(client: &Client, namespace: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    events
+        .list(&ListParams::default())
+        .await
+        .expect("list Events")
+        .items
+        .into_iter()
+        .filter_map(|event| event.note)
+        .filter(|note| note.contains("waiting to read the Tenancies"))
+        .collect()
+}
+
 /// Names of the objects in `namespace` that are not Ready, for failure messages.
 pub async fn not_ready(client: &Client, namespace: &str) -> Vec<String> {
     let policies: Api<IamPolicy> = Api::namespaced(client.clone(), namespace);
