@@ -12,11 +12,11 @@ use futures::future::Shared;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
 
 use super::checks::{self, Finding};
 use super::{AccountSnapshot, read_snapshot};
@@ -375,19 +375,28 @@ async fn write_status(
     previous: &AccountSecurityReportStatus,
     status: AccountSecurityReportStatus,
 ) -> Result<(), ReportError> {
-    if ctx.settings.dry_run || &status == previous {
+    let uid = report.uid().unwrap_or_default();
+    let cached = crate::controllers::written::Cached {
+        uid: &uid,
+        resource_version: report.meta().resource_version.as_deref(),
+        status: Some(previous),
+    };
+    if ctx.settings.dry_run || ctx.written.is_current(&cached, &status) {
         return Ok(());
     }
     let name = report.name_any();
     let api: Api<AccountSecurityReport> = Api::all(ctx.client.clone());
-    api.patch_status(
-        &name,
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({ "status": status })),
-    )
-    .await
-    .map(drop)
-    .map_err(|source| ReportError::Status { name, source })
+    let updated = api
+        .patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await
+        .map_err(|source| ReportError::Status { name, source })?;
+    ctx.written
+        .wrote(&uid, updated.meta().resource_version.as_deref(), &status);
+    Ok(())
 }
 
 #[cfg(test)]
