@@ -16,6 +16,7 @@ pub mod role;
 pub mod rules_watch;
 #[cfg(test)]
 mod scripted;
+pub mod shared_watch;
 pub mod stores;
 pub mod tags;
 pub mod user;

@@ -19,6 +19,7 @@ use kube::{Client, Resource, ResourceExt};
 use super::gate::Gate;
 use super::references::{self, Refers};
 use super::rules_watch::{RulesWatch, Triggers, Wakers};
+use super::shared_watch::SharedWatch;
 use super::stores::{Scoped, Stores};
 use super::watch_backoff::watch_backoff;
 use super::{Managed, error_policy, gated, kind_name};
@@ -37,6 +38,8 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// The controllers of every watched scope, built but not yet running, and the stores they fill.
 pub struct Controllers {
     scopes: Vec<Scope>,
+    /// The shared watches the scopes' controllers follow.
+    watching: Vec<futures::future::BoxFuture<'static, ()>>,
     pub stores: Stores,
     client: Client,
     rules: RulesWatch,
@@ -73,14 +76,12 @@ impl Controllers {
     /// Builds the controllers for `scopes` (`None`: all namespaces). Nothing is watched until
     /// [`Controllers::run`].
     pub fn new(client: &Client, scopes: &[Option<String>]) -> Self {
-        let policies: Vec<Reflector<IamPolicy>> = scopes.iter().map(|_| Reflector::new()).collect();
-        let roles: Vec<Reflector<IamRole>> = scopes.iter().map(|_| Reflector::new()).collect();
-        let profiles: Vec<Reflector<InstanceProfile>> =
-            scopes.iter().map(|_| Reflector::new()).collect();
-        let bindings: Vec<Reflector<Ec2InstanceBinding>> =
-            scopes.iter().map(|_| Reflector::new()).collect();
-        let groups: Vec<Reflector<IamGroup>> = scopes.iter().map(|_| Reflector::new()).collect();
-        let users: Vec<Reflector<IamUser>> = scopes.iter().map(|_| Reflector::new()).collect();
+        let mut policies: Vec<SharedWatch<IamPolicy>> = watches(client, scopes);
+        let mut roles: Vec<SharedWatch<IamRole>> = watches(client, scopes);
+        let mut profiles: Vec<SharedWatch<InstanceProfile>> = watches(client, scopes);
+        let mut bindings: Vec<SharedWatch<Ec2InstanceBinding>> = watches(client, scopes);
+        let mut groups: Vec<SharedWatch<IamGroup>> = watches(client, scopes);
+        let mut users: Vec<SharedWatch<IamUser>> = watches(client, scopes);
         // Cluster-scoped kinds are the platform team's: watched only cluster-wide, where the
         // chart grants them.
         let cluster_wide = scopes == [None];
@@ -89,12 +90,12 @@ impl Controllers {
         let (rules, tenancies, namespaces) = RulesWatch::new();
         let mut wakers = Wakers::default();
         let stores = Stores {
-            policies: Scoped::new(policies.iter().map(|r| r.reader.clone()).collect()),
-            roles: Scoped::new(roles.iter().map(|r| r.reader.clone()).collect()),
-            profiles: Scoped::new(profiles.iter().map(|r| r.reader.clone()).collect()),
-            bindings: Scoped::new(bindings.iter().map(|r| r.reader.clone()).collect()),
-            groups: Scoped::new(groups.iter().map(|r| r.reader.clone()).collect()),
-            users: Scoped::new(users.iter().map(|r| r.reader.clone()).collect()),
+            policies: Scoped::new(policies.iter().map(SharedWatch::store).collect()),
+            roles: Scoped::new(roles.iter().map(SharedWatch::store).collect()),
+            profiles: Scoped::new(profiles.iter().map(SharedWatch::store).collect()),
+            bindings: Scoped::new(bindings.iter().map(SharedWatch::store).collect()),
+            groups: Scoped::new(groups.iter().map(SharedWatch::store).collect()),
+            users: Scoped::new(users.iter().map(SharedWatch::store).collect()),
             password_policies: Scoped::new(
                 password_policy.iter().map(|r| r.reader.clone()).collect(),
             ),
@@ -102,96 +103,102 @@ impl Controllers {
             namespaces,
         };
         let mut built = Vec::new();
-        let reflectors = policies
-            .into_iter()
-            .zip(roles)
-            .zip(profiles)
-            .zip(bindings)
-            .zip(groups)
-            .zip(users);
-        for (scope, (((((policy, role), profile), binding), group), user)) in
-            scopes.iter().zip(reflectors)
-        {
-            let apis = apis_for(client, scope);
-            let role_store = role.reader.clone();
-            let profile_store = profile.reader.clone();
-            let binding_store = binding.reader.clone();
-            let group_store = group.reader.clone();
-            let user_store = user.reader.clone();
+        for scope in 0..scopes.len() {
+            let policy_store = policies[scope].store();
+            let role_store = roles[scope].store();
+            let profile_store = profiles[scope].store();
+            let binding_store = bindings[scope].store();
+            let group_store = groups[scope].store();
+            let user_store = users[scope].store();
 
             // A role that goes (or stops naming a policy) may release a policy being deleted.
-            let policy_triggers = wakers.policies.register(policy.reader.clone());
-            let role_triggers = wakers.roles.register(role.reader.clone());
-            let profile_triggers = wakers.profiles.register(profile.reader.clone());
-            let binding_triggers = wakers.bindings.register(binding.reader.clone());
-            let group_triggers = wakers.groups.register(group.reader.clone());
-            let user_triggers = wakers.users.register(user.reader.clone());
-            let policies = primary(apis.api(), policy, policy_triggers)
-                .watches_stream(secondary(apis.api::<IamRole>()), held_by::<IamRole, _>())
-                .watches_stream(secondary(apis.api::<IamGroup>()), held_by::<IamGroup, _>())
-                .watches_stream(secondary(apis.api::<IamUser>()), held_by::<IamUser, _>());
+            let policy_triggers = wakers.policies.register(policy_store.clone());
+            let role_triggers = wakers.roles.register(role_store.clone());
+            let profile_triggers = wakers.profiles.register(profile_store.clone());
+            let binding_triggers = wakers.bindings.register(binding_store.clone());
+            let group_triggers = wakers.groups.register(group_store.clone());
+            let user_triggers = wakers.users.register(user_store.clone());
+            let policies_controller = primary(&mut policies[scope], policy_triggers)
+                .watches_stream(secondary(&mut roles[scope]), held_by::<IamRole, _>())
+                .watches_stream(secondary(&mut groups[scope]), held_by::<IamGroup, _>())
+                .watches_stream(secondary(&mut users[scope]), held_by::<IamUser, _>());
             // A user that joins, leaves or goes wakes its groups: their members, and a group
             // being deleted that it held.
-            let groups = primary(apis.api(), group, group_triggers)
+            let groups_controller = primary(&mut groups[scope], group_triggers)
                 .watches_stream(
-                    secondary(apis.api::<IamPolicy>()),
+                    secondary(&mut policies[scope]),
                     dependents_of::<IamPolicy, _>(group_store),
                 )
-                .watches_stream(secondary(apis.api::<IamUser>()), held_by::<IamUser, _>());
-            let users = primary(apis.api(), user, user_triggers)
+                .watches_stream(secondary(&mut users[scope]), held_by::<IamUser, _>());
+            let users_controller = primary(&mut users[scope], user_triggers)
                 .watches_stream(
-                    secondary(apis.api::<IamPolicy>()),
+                    secondary(&mut policies[scope]),
                     dependents_of::<IamPolicy, _>(user_store.clone()),
                 )
                 .watches_stream(
-                    secondary(apis.api::<IamGroup>()),
+                    secondary(&mut groups[scope]),
                     dependents_of::<IamGroup, _>(user_store),
                 );
-            let roles = primary(apis.api(), role, role_triggers)
+            let roles_controller = primary(&mut roles[scope], role_triggers)
                 .watches_stream(
-                    secondary(apis.api::<IamPolicy>()),
+                    secondary(&mut policies[scope]),
                     dependents_of::<IamPolicy, _>(role_store),
                 )
                 .watches_stream(
-                    secondary(apis.api::<InstanceProfile>()),
+                    secondary(&mut profiles[scope]),
                     held_by::<InstanceProfile, _>(),
                 );
-            let profiles = primary(apis.api(), profile, profile_triggers)
+            let profiles_controller = primary(&mut profiles[scope], profile_triggers)
                 .watches_stream(
-                    secondary(apis.api::<IamRole>()),
+                    secondary(&mut roles[scope]),
                     dependents_of::<IamRole, _>(profile_store),
                 )
                 .watches_stream(
-                    secondary(apis.api::<Ec2InstanceBinding>()),
+                    secondary(&mut bindings[scope]),
                     held_by::<Ec2InstanceBinding, _>(),
                 );
-            let mut bindings = primary(apis.api(), binding, binding_triggers).watches_stream(
-                secondary(apis.api::<InstanceProfile>()),
-                dependents_of::<InstanceProfile, _>(binding_store.clone()),
-            );
+            let mut bindings_controller = primary(&mut bindings[scope], binding_triggers)
+                .watches_stream(
+                    secondary(&mut profiles[scope]),
+                    dependents_of::<InstanceProfile, _>(binding_store.clone()),
+                );
             // A binding anywhere the operator manages that finds a conflict wakes the bindings
-            // it conflicts with, so both report it (scopes are separate watches).
-            for other_scope in scopes {
-                bindings = bindings.watches_stream(
-                    secondary(apis_for(client, other_scope).api::<Ec2InstanceBinding>()),
+            // it conflicts with, so both report it.
+            for other_scope in &mut bindings {
+                bindings_controller = bindings_controller.watches_stream(
+                    secondary(other_scope),
                     contested_with(binding_store.clone()),
                 );
             }
             built.push(Scope {
-                policies,
-                roles,
-                profiles,
-                bindings,
-                groups,
-                users,
+                policies: policies_controller,
+                roles: roles_controller,
+                profiles: profiles_controller,
+                bindings: bindings_controller,
+                groups: groups_controller,
+                users: users_controller,
             });
         }
+        let mut watching: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+        watching.extend(policies.into_iter().map(|watch| watch.run(trim).boxed()));
+        watching.extend(roles.into_iter().map(|watch| watch.run(trim).boxed()));
+        watching.extend(profiles.into_iter().map(|watch| watch.run(trim).boxed()));
+        watching.extend(bindings.into_iter().map(|watch| watch.run(trim).boxed()));
+        watching.extend(groups.into_iter().map(|watch| watch.run(trim).boxed()));
+        watching.extend(users.into_iter().map(|watch| watch.run(trim).boxed()));
         let password_policy = password_policy.map(|reflector| {
             let triggers = wakers.password_policies.register(reflector.reader.clone());
-            primary(Api::all(client.clone()), reflector, triggers)
+            primary_selected(
+                Api::all(client.clone()),
+                watcher::Config::default(),
+                reflector,
+            )
+            .reconcile_all_on(triggers.every)
+            .reconcile_on(triggers.some)
         });
         Self {
             scopes: built,
+            watching,
             stores,
             client: client.clone(),
             rules,
@@ -287,17 +294,28 @@ impl Controllers {
         // Every reconcile needs its namespace's rules. Started before they are read, each
         // object would say "waiting to read the Tenancies" for a moment at every start or
         // leader hand-over (an Event, and a Ready flapping to False for Argo CD and Flux).
-        let rules_read = rules_read(self.stores.clone(), RULES_GRACE).shared();
-        running.extend(controllers.into_iter().map(|controller| {
-            let (rules_read, shutdown) = (rules_read.clone(), shutdown.clone());
+        let rules_read = rules_read(self.stores.clone(), RULES_GRACE);
+        let watching = self.watching;
+        running.push(
             async move {
                 tokio::select! {
-                    () = rules_read => controller.await,
-                    () = shutdown => {}
+                    () = rules_read => {}
+                    () = shutdown => return,
+                }
+                // The watches run until every controller has finished its in-flight work.
+                let mut controllers = futures::future::join_all(controllers);
+                tokio::select! {
+                    _ = &mut controllers => {}
+                    _ = futures::future::join_all(watching) => {
+                        // Not expected: a watch retries its errors. The controllers' triggers
+                        // end with it, and they stop (failing /healthz).
+                        tracing::error!("the watches of the managed kinds ended");
+                        controllers.await;
+                    }
                 }
             }
-            .boxed()
-        }));
+            .boxed(),
+        );
         futures::future::join_all(running).await;
     }
 }
@@ -329,11 +347,15 @@ fn apis_for(client: &Client, scope: &Option<String>) -> Apis {
     }
 }
 
-/// The controller of one kind in one scope, fed by its own trimmed store. Only changes a
+/// The controller of one kind in one scope, following the kind's shared watch. Only changes a
 /// reconcile must act on trigger it: the spec (generation), deletion, finalizers and the adopt
 /// annotation. Its own status writes do not wake it again.
-fn primary<K: Managed>(api: Api<K>, reflector: Reflector<K>, rules: Triggers<K>) -> Controller<K> {
-    primary_selected(api, watcher::Config::default(), reflector)
+fn primary<K: Managed>(watch: &mut SharedWatch<K>, rules: Triggers<K>) -> Controller<K> {
+    let trigger = watch
+        .applied()
+        .predicate_filter(primary_trigger::<K>, PredicateConfig::default());
+    // Unlimited here: the gates limit and order the work (see controllers::gate).
+    Controller::for_stream(trigger, watch.store())
         // A Tenancy's change may concern any object; a namespace's labels, its objects.
         .reconcile_all_on(rules.every)
         .reconcile_on(rules.some)
@@ -383,11 +405,23 @@ pub async fn run_alone<K: Managed>(
 
 /// Another kind's changes, as far as they matter to the objects that refer to it or that it
 /// refers to: spec, readiness, deletion, and the final removal.
-fn secondary<K: Managed>(api: Api<K>) -> impl Stream<Item = Result<K, watcher::Error>> + Send {
-    watcher(api, watcher::Config::default())
-        .backoff(watch_backoff())
-        .touched_objects()
+fn secondary<K: Managed>(
+    watch: &mut SharedWatch<K>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K> {
+    watch
+        .touched()
         .predicate_filter(secondary_trigger::<K>, PredicateConfig::default())
+}
+
+/// One shared watch of `K` per scope.
+fn watches<K>(client: &Client, scopes: &[Option<String>]) -> Vec<SharedWatch<K>>
+where
+    K: Managed + Resource<Scope = kube::core::NamespaceResourceScope>,
+{
+    scopes
+        .iter()
+        .map(|scope| SharedWatch::new(apis_for(client, scope).api()))
+        .collect()
 }
 
 /// Drops what no reconcile reads: managed fields and kubectl's last-applied copy are often
