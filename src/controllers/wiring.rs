@@ -146,6 +146,11 @@ impl Controllers {
                 .watches_stream(
                     secondary(apis.api::<IamGroup>()),
                     dependents_of::<IamGroup, _>(user_store),
+                )
+                // A credentials Secret deleted or edited wakes its user.
+                .watches_stream(
+                    super::user::secrets::changes(client, scope),
+                    super::user::secrets::owning_user,
                 );
             let roles = primary(apis.api(), role, role_triggers)
                 .watches_stream(
