@@ -3,8 +3,9 @@
 //! watched (metadata only, rolecall's label only) so that a Secret deleted or edited wakes its
 //! user, and deleted by rolecall once the access they hold is off.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::ByteString;
@@ -122,16 +123,64 @@ pub async fn write(
     secret.metadata.owner_references = Some(vec![owner]);
     secret.metadata.labels = Some([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())].into());
     match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => return Ok(()),
+        Ok(created) => {
+            own_writes().written(&created);
+            return Ok(());
+        }
         Err(kube::Error::Api(status)) if status.code == 409 => {}
         Err(error) => return Err(not_granted(error)),
     }
     // It exists: written only if it is this user's (read checks); these keys overwritten.
     read(ctx, user, name).await?;
     let patch = serde_json::json!({ "data": data });
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+    let patched = api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
+    own_writes().written(&patched);
     Ok(())
+}
+
+/// This process's own writes to the credentials Secrets, whose watch events must not wake the
+/// user that made them: that reconcile would run on a copy of the IamUser older than the
+/// status its writer is about to record (a reset password's request, say), and redo the
+/// write. Writes are known by the resourceVersion they produced, deletes by the Secret's uid.
+#[derive(Default)]
+struct OwnWrites {
+    versions: HashSet<String>,
+    deleted: HashSet<String>,
+}
+
+/// More than this many unmatched entries (a watch that is not running) are dropped.
+const OWN_WRITES_KEPT: usize = 1024;
+
+fn own_writes() -> std::sync::MutexGuard<'static, OwnWrites> {
+    static OWN: LazyLock<Mutex<OwnWrites>> = LazyLock::new(Mutex::default);
+    OWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl OwnWrites {
+    fn written(&mut self, secret: &impl Resource) {
+        if self.versions.len() >= OWN_WRITES_KEPT {
+            self.versions.clear();
+        }
+        self.versions.extend(secret.resource_version());
+    }
+
+    fn deleting(&mut self, uid: &str) {
+        if self.deleted.len() >= OWN_WRITES_KEPT {
+            self.deleted.clear();
+        }
+        self.deleted.insert(uid.to_owned());
+    }
+
+    /// Whether this event is of this process's own write (forgotten once seen).
+    fn own(&mut self, secret: &impl Resource) -> bool {
+        let written = secret
+            .resource_version()
+            .is_some_and(|version| self.versions.remove(&version));
+        let deleted = secret.uid().is_some_and(|uid| self.deleted.remove(&uid));
+        written || deleted
+    }
 }
 
 /// Deletes the Secret `name` if rolecall made it for `user` (its label and the user's
@@ -148,6 +197,9 @@ pub async fn delete_owned(ctx: &Context, user: &IamUser, name: &str) -> Result<b
     else {
         return Ok(false);
     };
+    if let Some(uid) = secret.uid() {
+        own_writes().deleting(&uid);
+    }
     let params = DeleteParams {
         preconditions: Some(Preconditions {
             uid: secret.uid(),
@@ -194,6 +246,7 @@ pub fn changes(
                     }
                     None
                 }
+                Ok(secret) if own_writes().own(&secret) => None,
                 event => Some(event),
             };
             std::future::ready(event)
