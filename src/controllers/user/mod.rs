@@ -865,6 +865,17 @@ impl IamUser {
         for key in iam.list_access_keys(&name).await? {
             iam.delete_access_key(&name, &key.id).await?;
         }
+        // Not rolecall's to make, but DeleteUser fails on them (DeleteConflict): a user the
+        // IamUser owns goes with whatever was added to it.
+        for id in iam.list_signing_certificates(&name).await? {
+            iam.delete_signing_certificate(&name, &id).await?;
+        }
+        for id in iam.list_ssh_public_keys(&name).await? {
+            iam.delete_ssh_public_key(&name, &id).await?;
+        }
+        for id in iam.list_service_specific_credentials(&name).await? {
+            iam.delete_service_specific_credential(&name, &id).await?;
+        }
         for serial in iam.list_mfa_devices(&name).await? {
             iam.deactivate_mfa_device(&name, &serial).await?;
         }
