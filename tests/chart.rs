@@ -309,8 +309,9 @@ async fn default_values_apply_and_grant_the_cluster_wide_rules() {
     assert_eq!(stored, "1");
 }
 
-/// rbac.userSecrets grants what IamUsers need of Secrets, in the watched namespaces only, and
-/// nothing to read Secrets no IamUser names (no list, no watch) or to delete them.
+/// rbac.userSecrets grants what IamUsers need of Secrets (get, create, patch; list and watch
+/// for the watch of rolecall's labelled Secrets; delete for those no access uses any more), in
+/// the watched namespaces only, and no update.
 #[tokio::test(flavor = "multi_thread")]
 async fn user_secrets_are_granted_only_when_asked_and_only_in_watched_namespaces() {
     let admin = common::kube_client().await;
@@ -328,15 +329,18 @@ async fn user_secrets_are_granted_only_when_asked_and_only_in_watched_namespaces
             &["get", "secrets", "-n", &team],
             &["create", "secrets", "-n", &team],
             &["patch", "secrets", "-n", &team],
-            &["watch", "iamusers.iam.rolecall.dev", "-n", &team],
-        ],
-        &[
             &["list", "secrets", "-n", &team],
             &["watch", "secrets", "-n", &team],
             &["delete", "secrets", "-n", &team],
+            &["watch", "iamusers.iam.rolecall.dev", "-n", &team],
+        ],
+        &[
             &["update", "secrets", "-n", &team],
             &["get", "secrets", "-n", &other],
             &["create", "secrets", "-n", &other],
+            &["list", "secrets", "-n", &other],
+            &["watch", "secrets", "-n", &other],
+            &["delete", "secrets", "-n", &other],
         ],
     );
 }

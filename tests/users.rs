@@ -1020,3 +1020,97 @@ async fn the_account_baseline_example_makes_the_administrator_in_the_admin_group
     .await;
     operator.stop().await;
 }
+
+/// Signing certificates, SSH public keys and service-specific credentials are not rolecall's
+/// to make, but IAM refuses DeleteUser while any exists (DeleteConflict; the project's moto
+/// does too): deleting the IamUser removes them, in IAM's order, with everything else.
+#[tokio::test(flavor = "multi_thread")]
+async fn deletion_removes_what_others_attached_signing_certificates_ssh_keys_and_service_credentials()
+ {
+    let client = common::kube_client().await;
+    common::install_crds(&client).await;
+    let account = fresh_account();
+    let namespace = unlabelled_namespace(&client, "users-attached", &account).await;
+    apply_tenancy(
+        &client,
+        &namespace,
+        json!({
+            "namespaceSelector": { "matchLabels": { "rolecall.dev/users-test": account } },
+            "path": "/",
+            "managedPolicies": ["*"],
+            "allowPrivilegeEscalation": true,
+            "account": { "roleArn": role_arn(&account) },
+        }),
+    )
+    .await;
+    let aws = clients_in(&account).await;
+    let operator = Operator::start(&client, &namespace, Options::default()).await;
+    let users: Api<IamUser> = Api::namespaced(client.clone(), &namespace);
+    users
+        .create(
+            &PostParams::default(),
+            &user(
+                "builder",
+                json!({
+                    "consoleAccess": { "passwordSecretName": "builder-console" },
+                    "accessKey": { "enabled": true, "secretName": "builder-key" },
+                    "managedPolicyArns": [READ_ONLY],
+                    "inlinePolicies": { "own": statement("s3:GetObject") },
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    wait_reason(&users, "builder", "Available").await;
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+        )
+        .unwrap()
+    };
+    aws.iam
+        .upload_signing_certificate()
+        .user_name("builder")
+        .certificate_body(fixture("signing-certificate.pem"))
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .upload_ssh_public_key()
+        .user_name("builder")
+        .ssh_public_key_body(fixture("ssh-public-key.pub").trim())
+        .send()
+        .await
+        .unwrap();
+    aws.iam
+        .create_service_specific_credential()
+        .user_name("builder")
+        .service_name("codecommit.amazonaws.com")
+        .send()
+        .await
+        .expect("service-specific credentials (tools/moto/server.py adds them to moto)");
+    users
+        .delete("builder", &DeleteParams::default())
+        .await
+        .unwrap();
+    common::wait_for("builder deleted, in IAM too", WAIT, || async {
+        let gone =
+            users.get_opt("builder").await.ok()?.is_none() && !user_exists(&aws, "builder").await;
+        gone.then_some(())
+    })
+    .await;
+    let calls = operator.ctx.calls.snapshot();
+    for operation in [
+        "DeleteSigningCertificate",
+        "DeleteSSHPublicKey",
+        "DeleteServiceSpecificCredential",
+    ] {
+        assert!(
+            calls.keys().any(|(_, op)| *op == operation),
+            "{operation}: {calls:?}"
+        );
+    }
+    operator.stop().await;
+}

@@ -248,6 +248,16 @@ pub struct IamUserStatus {
     /// The user's access keys, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub access_keys: Vec<AccessKeyStatus>,
+
+    /// The Secret rolecall wrote the console password to: deleted when console access is
+    /// turned off, when a new password goes to another Secret, or with the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<String>,
+
+    /// The Secret rolecall wrote the access key to: deleted when programmatic access is
+    /// turned off, when a new key goes to another Secret, or with the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_secret: Option<String>,
 }
 
 /// The user's login profile.

@@ -138,6 +138,11 @@ impl Controllers {
                 .watches_stream(
                     secondary(&mut groups[scope]),
                     dependents_of::<IamGroup, _>(user_store),
+                )
+                // A credentials Secret deleted or edited wakes its user.
+                .watches_stream(
+                    super::user::secrets::changes(client, &scopes[scope]),
+                    super::user::secrets::owning_user,
                 );
             let roles_controller = primary(&mut roles[scope], role_triggers)
                 .watches_stream(

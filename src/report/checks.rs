@@ -247,7 +247,11 @@ fn individual_users_exist(snapshot: &AccountSnapshot) -> Verdict {
     match &snapshot.summary {
         Err(error) => Verdict::unknown(format!("the account summary could not be read ({error})")),
         Ok(summary) if summary.users > 0 => {
-            Verdict::pass(format!("the account has {} IAM users", summary.users))
+            let plural = if summary.users == 1 { "" } else { "s" };
+            Verdict::pass(format!(
+                "the account has {} IAM user{plural}",
+                summary.users
+            ))
         }
         Ok(_) => Verdict::fail(
             "the account has no IAM user: create one per person (IamUser) rather than sharing the root user",

@@ -24,8 +24,10 @@ root user. moto's CreateLoginProfile also ignores PasswordResetRequired (always 
 
 IAM users, as IAM has them: moto keeps no permissions boundary on a user (CreateUser drops
 PermissionsBoundary, GetUser never returns one, Put/DeleteUserPermissionsBoundary are missing);
-its DeleteUser succeeds while the user still has a login profile, access keys, MFA devices or
-group memberships, where IAM answers DeleteConflict; and its Create/UpdateLoginProfile accept
+its DeleteUser succeeds while the user still has a login profile, access keys, MFA devices,
+group memberships, signing certificates, SSH public keys or service-specific credentials, where
+IAM answers DeleteConflict; it has no service-specific credentials at all (Create, List and
+Delete are added here); and its Create/UpdateLoginProfile accept
 any password, where IAM refuses one the account's password policy does not allow
 (PasswordPolicyViolation).
 
@@ -322,6 +324,9 @@ def _delete_user(self, user_name):
             ("access keys", user.access_keys),
             ("MFA devices", user.mfa_devices),
             ("group memberships", self.get_groups_for_user(user_name)),
+            ("signing certificates", user.signing_certificates),
+            ("SSH public keys", user.ssh_public_keys),
+            ("service-specific credentials", _service_credentials(user)),
         ]
         if present
     ]
@@ -364,6 +369,59 @@ def _update_login_profile_checked(self):
 
 IamResponse.create_login_profile = _create_login_profile_checked
 IamResponse.update_login_profile = _update_login_profile_checked
+
+# ---- service-specific credentials (CodeCommit, Keyspaces, Bedrock), which moto lacks ----
+
+import secrets as _secrets
+from moto.core.responses import ActionResult
+from moto.iam.exceptions import NoSuchEntity as _NoSuchEntity
+
+
+def _service_credentials(user):
+    if not hasattr(user, "rolecall_service_credentials"):
+        user.rolecall_service_credentials = []
+    return user.rolecall_service_credentials
+
+
+def _create_service_specific_credential(self):
+    user_name = self._get_param("UserName")
+    user = self.backend.get_user(user_name)
+    credential = {
+        "CreateDate": datetime.now(timezone.utc),
+        "ServiceName": self._get_param("ServiceName"),
+        "ServiceUserName": f"{user_name}-at-{self.current_account}",
+        "ServicePassword": _secrets.token_urlsafe(30),
+        "ServiceSpecificCredentialId": "ACCA" + _secrets.token_hex(9).upper(),
+        "UserName": user_name,
+        "Status": "Active",
+    }
+    _service_credentials(user).append(credential)
+    return ActionResult({"ServiceSpecificCredential": credential})
+
+
+def _list_service_specific_credentials(self):
+    user = self.backend.get_user(self._get_param("UserName"))
+    listed = [
+        {key: value for key, value in credential.items() if key != "ServicePassword"}
+        for credential in _service_credentials(user)
+    ]
+    return ActionResult({"ServiceSpecificCredentials": listed})
+
+
+def _delete_service_specific_credential(self):
+    user = self.backend.get_user(self._get_param("UserName"))
+    wanted = self._get_param("ServiceSpecificCredentialId")
+    credentials = _service_credentials(user)
+    kept = [c for c in credentials if c["ServiceSpecificCredentialId"] != wanted]
+    if len(kept) == len(credentials):
+        raise _NoSuchEntity(f"No such credential {wanted}")
+    credentials[:] = kept
+    return EmptyResult()
+
+
+IamResponse.create_service_specific_credential = _create_service_specific_credential
+IamResponse.list_service_specific_credentials = _list_service_specific_credentials
+IamResponse.delete_service_specific_credential = _delete_service_specific_credential
 
 if __name__ == "__main__":
     main()

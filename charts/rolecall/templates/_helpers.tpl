@@ -62,8 +62,10 @@ each in turn and shows something breaks):
 - their status: server-side apply;
 - Events, through kube's Recorder (create, then patch a series);
 - with rbac.userSecrets, Secrets: get (is the named Secret this IamUser's?), create (the
-  password or key, owned by the IamUser), patch (a rotated key). No list or watch: the operator
-  never reads a Secret an IamUser does not name, and no delete (owner references remove them).
+  password or key, owned by the IamUser), patch (a rotated key), list and watch (the metadata
+  of the Secrets carrying rolecall's label, so a deleted or edited one wakes its IamUser at
+  once), delete (a Secret rolecall made, once the access it holds is off or the user goes).
+  RBAC cannot narrow list to a label: the operator's code asks only for its label's metadata.
 */}}
 {{- define "rolecall.rules" -}}
 - apiGroups: ["iam.rolecall.dev"]
@@ -78,6 +80,6 @@ each in turn and shows something breaks):
 {{- if .Values.rbac.userSecrets }}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 {{- end }}
 {{- end }}

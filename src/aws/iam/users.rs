@@ -536,6 +536,123 @@ impl Iam {
         Self::optional(result).map(drop)
     }
 
+    /// Ids of the user's X.509 signing certificates.
+    pub async fn list_signing_certificates(&self, name: &str) -> Result<Vec<String>, AwsError> {
+        let mut ids = Vec::new();
+        self.calls
+            .pages(
+                CallKind::Read,
+                "ListSigningCertificates",
+                self.client
+                    .list_signing_certificates()
+                    .user_name(name)
+                    .into_paginator()
+                    .send(),
+                |output| ids.extend(output.certificates.into_iter().map(|c| c.certificate_id)),
+            )
+            .await?;
+        Ok(ids)
+    }
+
+    pub async fn delete_signing_certificate(&self, name: &str, id: &str) -> Result<(), AwsError> {
+        let result = self
+            .call(
+                CallKind::Write,
+                "DeleteSigningCertificate",
+                self.client
+                    .delete_signing_certificate()
+                    .user_name(name)
+                    .certificate_id(id)
+                    .send(),
+            )
+            .await;
+        Self::optional(result).map(drop)
+    }
+
+    /// Ids of the user's SSH public keys (for CodeCommit).
+    pub async fn list_ssh_public_keys(&self, name: &str) -> Result<Vec<String>, AwsError> {
+        let mut ids = Vec::new();
+        self.calls
+            .pages(
+                CallKind::Read,
+                "ListSSHPublicKeys",
+                self.client
+                    .list_ssh_public_keys()
+                    .user_name(name)
+                    .into_paginator()
+                    .send(),
+                |output| {
+                    ids.extend(
+                        output
+                            .ssh_public_keys
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|k| k.ssh_public_key_id),
+                    )
+                },
+            )
+            .await?;
+        Ok(ids)
+    }
+
+    pub async fn delete_ssh_public_key(&self, name: &str, id: &str) -> Result<(), AwsError> {
+        let result = self
+            .call(
+                CallKind::Write,
+                "DeleteSSHPublicKey",
+                self.client
+                    .delete_ssh_public_key()
+                    .user_name(name)
+                    .ssh_public_key_id(id)
+                    .send(),
+            )
+            .await;
+        Self::optional(result).map(drop)
+    }
+
+    /// Ids of the user's service-specific credentials (CodeCommit, Keyspaces, Bedrock). The
+    /// call has no pages.
+    pub async fn list_service_specific_credentials(
+        &self,
+        name: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let output = self
+            .call(
+                CallKind::Read,
+                "ListServiceSpecificCredentials",
+                self.client
+                    .list_service_specific_credentials()
+                    .user_name(name)
+                    .send(),
+            )
+            .await?;
+        Ok(output
+            .service_specific_credentials
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.service_specific_credential_id)
+            .collect())
+    }
+
+    pub async fn delete_service_specific_credential(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<(), AwsError> {
+        let result = self
+            .call(
+                CallKind::Write,
+                "DeleteServiceSpecificCredential",
+                self.client
+                    .delete_service_specific_credential()
+                    .user_name(name)
+                    .service_specific_credential_id(id)
+                    .send(),
+            )
+            .await;
+        Self::optional(result).map(drop)
+    }
+
     pub async fn delete_user(&self, name: &str) -> Result<(), AwsError> {
         let result = self
             .call(

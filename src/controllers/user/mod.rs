@@ -66,6 +66,9 @@ pub struct Desired {
     pub keys: Option<Keys>,
     /// The reset request last acted on, from status.
     pub reset_recorded: Option<String>,
+    /// The Secrets status records rolecall wrote the password and the access key to.
+    pub recorded_password_secret: Option<String>,
+    pub recorded_key_secret: Option<String>,
 }
 
 /// The user as IAM has it, and its Secrets.
@@ -136,6 +139,11 @@ pub enum UserAction {
     CreateAccessKey,
     DeleteAccessKey {
         id: String,
+    },
+    /// Delete a Secret rolecall wrote credentials to that no access uses any more (only if
+    /// it is still rolecall's Secret of this user).
+    DeleteSecret {
+        name: String,
     },
 }
 
@@ -286,6 +294,30 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         KeyChange::Delete { id } => UserAction::DeleteAccessKey { id },
     }));
 
+    let (password_secret, access_key_secret) = credential_secrets(desired, observed, &actions);
+    for recorded in [
+        &desired.recorded_password_secret,
+        &desired.recorded_key_secret,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let in_use = [&password_secret, &access_key_secret]
+            .into_iter()
+            .flatten()
+            .chain(desired.console.as_ref().map(|console| &console.secret))
+            .chain(desired.keys.as_ref().map(|keys| &keys.secret))
+            .any(|name| name == recorded);
+        let planned = actions
+            .iter()
+            .any(|action| matches!(action, UserAction::DeleteSecret { name } if name == recorded));
+        if !in_use && !planned {
+            actions.push(UserAction::DeleteSecret {
+                name: recorded.clone(),
+            });
+        }
+    }
+
     let user = observed.user.as_ref();
     let status = IamUserStatus {
         arn: user.map(|user| user.arn.clone()),
@@ -296,6 +328,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         console_access: console_status,
         password_last_used: user.and_then(|user| user.password_last_used).and_then(time),
         access_keys,
+        password_secret,
+        access_key_secret,
         ..Default::default()
     };
     let groups = status.groups.len();
@@ -313,6 +347,39 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         plan.readiness = readiness;
     }
     plan
+}
+
+/// The Secrets holding the user's credentials once the plan is made: the one the spec names
+/// when it holds them or is about to, else the one recorded before (a renamed Secret still
+/// empty leaves the credentials where they are); none for an access that is off.
+fn credential_secrets(
+    desired: &Desired,
+    observed: &Observed,
+    actions: &[UserAction],
+) -> (Option<String>, Option<String>) {
+    let writes = |wanted: fn(&UserAction) -> bool| actions.iter().any(wanted);
+    let password = desired.console.as_ref().and_then(|console| {
+        let written = writes(|action| {
+            matches!(
+                action,
+                UserAction::CreateLoginProfile { .. } | UserAction::ResetPassword { .. }
+            )
+        });
+        if written || observed.password_in_secret {
+            Some(console.secret.clone())
+        } else {
+            desired.recorded_password_secret.clone()
+        }
+    });
+    let key = desired.keys.as_ref().and_then(|keys| {
+        let written = writes(|action| matches!(action, UserAction::CreateAccessKey));
+        if written || observed.key_in_secret.is_some() {
+            Some(keys.secret.clone())
+        } else {
+            desired.recorded_key_secret.clone()
+        }
+    });
+    (password, key)
 }
 
 /// The IAM name of the user: `spec.name`, or the object's name.
@@ -495,6 +562,14 @@ impl Managed for IamUser {
             console: console(self),
             keys: key_rules(self)?,
             reset_recorded: recorded_reset(self),
+            recorded_password_secret: self
+                .status
+                .as_ref()
+                .and_then(|status| status.password_secret.clone()),
+            recorded_key_secret: self
+                .status
+                .as_ref()
+                .and_then(|status| status.access_key_secret.clone()),
         })
     }
 
@@ -714,10 +789,68 @@ impl Managed for IamUser {
                 iam.delete_access_key(name, id).await?;
                 format!("deleted access key {id}")
             }
+            UserAction::DeleteSecret { name: secret } => {
+                if secrets::delete_owned(ctx, self, secret).await? {
+                    format!("deleted Secret {secret}: the credentials it held are no longer in use")
+                } else {
+                    format!("Secret {secret} is gone or no longer rolecall's: left as it is")
+                }
+            }
         })
     }
 
     async fn cleanup(&self, ctx: &Context) -> Result<(), Error> {
+        self.delete_user(ctx).await?;
+        // The credentials' Secrets after the user: while the user stands they may still work.
+        // (The garbage collector deletes them through their ownerReference too, but only
+        // once the IamUser is gone, and a cluster may run without it. With Retain this is
+        // not called: the Secrets are left to the garbage collector.)
+        let named = [
+            self.spec
+                .console_access
+                .as_ref()
+                .map(|console| &console.password_secret_name),
+            self.spec.access_key.as_ref().map(|keys| &keys.secret_name),
+        ];
+        let recorded = self.status.as_ref().map(|status| {
+            [
+                status.password_secret.as_ref(),
+                status.access_key_secret.as_ref(),
+            ]
+        });
+        let names: BTreeSet<&String> = named
+            .into_iter()
+            .chain(recorded.into_iter().flatten())
+            .flatten()
+            .collect();
+        for secret in names {
+            match secrets::delete_owned(ctx, self, secret).await {
+                Ok(true) => {
+                    let note = format!("deleted Secret {secret} with the user");
+                    ctx.event(self, false, "DeletedSecret", "Delete", note)
+                        .await;
+                }
+                Ok(false) => {}
+                // Without the chart's Secrets rule no Secret was written, or its
+                // ownerReference still lets the garbage collector remove it: no reason to
+                // hold the deletion.
+                Err(Error::Forbidden(why)) => {
+                    tracing::info!(secret = %secret, %why, "Secret left to the garbage collector")
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+
+    fn holders(&self, _stores: &Stores) -> Vec<String> {
+        vec![]
+    }
+}
+
+impl IamUser {
+    /// Deletion of the IAM user and everything IAM makes hang off it.
+    async fn delete_user(&self, ctx: &Context) -> Result<(), Error> {
         let owner = ctx.owner_tag_value(self);
         let name = user_name(self);
         let iam = &ctx.iam;
@@ -731,6 +864,17 @@ impl Managed for IamUser {
         iam.delete_login_profile(&name).await?;
         for key in iam.list_access_keys(&name).await? {
             iam.delete_access_key(&name, &key.id).await?;
+        }
+        // Not rolecall's to make, but DeleteUser fails on them (DeleteConflict): a user the
+        // IamUser owns goes with whatever was added to it.
+        for id in iam.list_signing_certificates(&name).await? {
+            iam.delete_signing_certificate(&name, &id).await?;
+        }
+        for id in iam.list_ssh_public_keys(&name).await? {
+            iam.delete_ssh_public_key(&name, &id).await?;
+        }
+        for id in iam.list_service_specific_credentials(&name).await? {
+            iam.delete_service_specific_credential(&name, &id).await?;
         }
         for serial in iam.list_mfa_devices(&name).await? {
             iam.deactivate_mfa_device(&name, &serial).await?;
@@ -748,10 +892,6 @@ impl Managed for IamUser {
         let note = format!("deleted user {}", user.arn);
         ctx.event(self, false, "Deleted", "Delete", note).await;
         Ok(())
-    }
-
-    fn holders(&self, _stores: &Stores) -> Vec<String> {
-        vec![]
     }
 }
 

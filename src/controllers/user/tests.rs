@@ -27,6 +27,8 @@ fn desired() -> Desired {
         }),
         keys: None,
         reset_recorded: None,
+        recorded_password_secret: Some("administrator-password".into()),
+        recorded_key_secret: None,
     }
 }
 
@@ -198,10 +200,75 @@ fn turning_console_and_programmatic_access_off_deletes_the_profile_and_keys() {
         vec![
             UserAction::DeleteLoginProfile,
             UserAction::DeleteAccessKey { id: "AKIA1".into() },
+            UserAction::DeleteSecret {
+                name: "administrator-password".into()
+            },
         ]
     );
     assert_eq!(plan.status.console_access, None);
     assert!(plan.status.access_keys.is_empty());
+}
+
+#[test]
+fn access_turned_off_deletes_the_secrets_it_held_last() {
+    let mut desired = desired();
+    desired.console = None;
+    desired.recorded_key_secret = Some("administrator-key".into());
+    let observed = converged(&desired);
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        plan.actions,
+        vec![
+            UserAction::DeleteLoginProfile,
+            UserAction::DeleteSecret {
+                name: "administrator-password".into()
+            },
+            UserAction::DeleteSecret {
+                name: "administrator-key".into()
+            },
+        ]
+    );
+    assert_eq!(plan.status.password_secret, None);
+    assert_eq!(plan.status.access_key_secret, None);
+}
+
+#[test]
+fn a_secret_in_use_is_recorded_and_kept() {
+    let desired = desired();
+    let plan = plan(&desired, &converged(&desired));
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(
+        plan.status.password_secret.as_deref(),
+        Some("administrator-password")
+    );
+}
+
+#[test]
+fn a_renamed_secret_takes_over_only_once_it_holds_the_password() {
+    let mut desired = desired();
+    desired.console.as_mut().unwrap().secret = "renamed".into();
+    // The new Secret is empty: the password stays where it is, and so does its record.
+    let mut observed = converged(&desired);
+    observed.password_in_secret = false;
+    let waiting = plan(&desired, &observed);
+    assert!(waiting.actions.is_empty(), "{:?}", waiting.actions);
+    assert_eq!(
+        waiting.status.password_secret.as_deref(),
+        Some("administrator-password")
+    );
+    // A reset writes the new one: the old Secret, holding a dead password, goes after it.
+    desired.console.as_mut().unwrap().reset_request = Some("1".into());
+    let reset = plan(&desired, &observed);
+    assert_eq!(
+        reset.actions,
+        vec![
+            UserAction::ResetPassword { policy: None },
+            UserAction::DeleteSecret {
+                name: "administrator-password".into()
+            },
+        ]
+    );
+    assert_eq!(reset.status.password_secret.as_deref(), Some("renamed"));
 }
 
 #[test]
