@@ -12,6 +12,9 @@ use super::{Iam, ObservedPolicy, ObservedRole, from_tags};
 use crate::aws::calls::CallKind;
 use crate::aws::error::AwsError;
 
+/// IAM's largest page (its default is 100).
+const PAGE_ITEMS: i32 = 1000;
+
 /// A role as the snapshot holds it: what `GetRole`, `ListAttachedRolePolicies` and the
 /// inline policy reads would have answered.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,6 +87,7 @@ impl Iam {
                     .get_account_authorization_details()
                     .filter(EntityType::Role)
                     .filter(EntityType::LocalManagedPolicy)
+                    .max_items(PAGE_ITEMS)
                     .into_paginator()
                     .send(),
                 |output| {
@@ -183,6 +187,7 @@ impl Iam {
                     self.client
                         .list_roles()
                         .path_prefix(prefix)
+                        .max_items(PAGE_ITEMS)
                         .into_paginator()
                         .send(),
                     |output| {
