@@ -152,6 +152,7 @@ fn resource_type(action: &str) -> &'static str {
         | "iam:DeleteAccountPasswordPolicy"
         | "iam:UpdateAccountPasswordPolicy"
         | "iam:GetCredentialReport"
+        | "iam:ListRoles"
         | "iam:ListVirtualMFADevices"
         | "sts:GetCallerIdentity" => "*",
         other => panic!(

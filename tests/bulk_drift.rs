@@ -162,8 +162,8 @@ async fn converged_roles_and_policies_make_no_per_object_read_during_a_bulk_resy
     assert_eq!(old.in_sync, 0);
     assert!(old.per_object_reads >= 2 * old.checks, "{}", old.per_object_reads);
     assert_eq!(old.writes, 0);
-    operator.stop().await;
     pairs::delete_all(&client, &namespace, WAIT).await;
+    operator.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -276,8 +276,8 @@ async fn drift_found_by_the_bulk_check_is_repaired() {
         drift_checks(&operator, "drift")
     );
     pairs::wait_all_ready(&client, &namespace, 1, WAIT).await;
-    operator.stop().await;
     pairs::delete_all(&client, &namespace, WAIT).await;
+    operator.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -338,6 +338,6 @@ async fn a_failing_snapshot_read_falls_back_to_per_object_reads_and_nothing_goes
         pairs::not_ready(&client, &namespace).await
     );
     proxy.clear();
-    operator.stop().await;
     pairs::delete_all(&client, &namespace, WAIT).await;
+    operator.stop().await;
 }
