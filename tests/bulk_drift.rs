@@ -105,10 +105,14 @@ async fn converged_roles_and_policies_make_no_per_object_read_during_a_bulk_resy
 
     // An object reconciled after a snapshot was read takes its own reads once more; after
     // that every check is answered from the snapshot. Wait for a round with no other answer.
-    common::wait_for("a round of drift checks all answered by the snapshot", WAIT, || async {
-        let round = window(&operator, OBJECTS).await;
-        (round.in_sync == round.checks).then_some(())
-    })
+    common::wait_for(
+        "a round of drift checks all answered by the snapshot",
+        WAIT,
+        || async {
+            let round = window(&operator, OBJECTS).await;
+            (round.in_sync == round.checks).then_some(())
+        },
+    )
     .await;
 
     // Two more rounds: every check answered from the snapshot, not one read of an object.
@@ -124,10 +128,16 @@ async fn converged_roles_and_policies_make_no_per_object_read_during_a_bulk_resy
         quiet.writes
     );
     assert_eq!(quiet.in_sync, quiet.checks, "every check from the snapshot");
-    assert_eq!(quiet.per_object_reads, 0, "{:?}", operator.ctx.calls.snapshot());
+    assert_eq!(
+        quiet.per_object_reads,
+        0,
+        "{:?}",
+        operator.ctx.calls.snapshot()
+    );
     assert_eq!(quiet.writes, 0);
     assert_eq!(
-        quiet.reads, quiet.snapshot_reads,
+        quiet.reads,
+        quiet.snapshot_reads,
         "only snapshot reads: {:?}",
         operator.ctx.calls.snapshot()
     );
@@ -160,7 +170,11 @@ async fn converged_roles_and_policies_make_no_per_object_read_during_a_bulk_resy
         old.checks, old.reads, old.writes
     );
     assert_eq!(old.in_sync, 0);
-    assert!(old.per_object_reads >= 2 * old.checks, "{}", old.per_object_reads);
+    assert!(
+        old.per_object_reads >= 2 * old.checks,
+        "{}",
+        old.per_object_reads
+    );
     assert_eq!(old.writes, 0);
     pairs::delete_all(&client, &namespace, WAIT).await;
     operator.stop().await;
@@ -235,11 +249,17 @@ async fn drift_found_by_the_bulk_check_is_repaired() {
     let drift_before = drift_checks(&operator, "drift");
 
     common::wait_for("the drift repaired", WAIT, || async {
-        let found = aws.iam.get_role().role_name(&role).send().await.ok()?.role?;
-        let trust = rolecall::equivalence::decode_iam_document(
-            found.assume_role_policy_document()?,
-        )
-        .ok()?;
+        let found = aws
+            .iam
+            .get_role()
+            .role_name(&role)
+            .send()
+            .await
+            .ok()?
+            .role?;
+        let trust =
+            rolecall::equivalence::decode_iam_document(found.assume_role_policy_document()?)
+                .ok()?;
         let attached = aws
             .iam
             .list_attached_role_policies()
@@ -247,7 +267,14 @@ async fn drift_found_by_the_bulk_check_is_repaired() {
             .send()
             .await
             .ok()?;
-        let policy = aws.iam.get_policy().policy_arn(&policy_arn).send().await.ok()?.policy?;
+        let policy = aws
+            .iam
+            .get_policy()
+            .policy_arn(&policy_arn)
+            .send()
+            .await
+            .ok()?
+            .policy?;
         let version = aws
             .iam
             .get_policy_version()
@@ -257,8 +284,7 @@ async fn drift_found_by_the_bulk_check_is_repaired() {
             .await
             .ok()?
             .policy_version?;
-        let document =
-            rolecall::equivalence::decode_iam_document(version.document()?).ok()?;
+        let document = rolecall::equivalence::decode_iam_document(version.document()?).ok()?;
         let repaired = trust.to_string().contains("ec2.amazonaws.com")
             && found.description().unwrap_or_default().is_empty()
             && attached

@@ -336,12 +336,20 @@ mod tests {
         (role_object, role, policy_object, policy)
     }
 
-    fn role_actions(object: &IamRole, desired: &role::Desired, snapshot: &AccountSnapshot) -> Vec<RoleAction> {
+    fn role_actions(
+        object: &IamRole,
+        desired: &role::Desired,
+        snapshot: &AccountSnapshot,
+    ) -> Vec<RoleAction> {
         let observed = object.observe_bulk(snapshot, desired).expect("covered");
         object.plan(desired, &observed).actions
     }
 
-    fn policy_actions(object: &IamPolicy, desired: &policy::Desired, snapshot: &AccountSnapshot) -> Vec<PolicyAction> {
+    fn policy_actions(
+        object: &IamPolicy,
+        desired: &policy::Desired,
+        snapshot: &AccountSnapshot,
+    ) -> Vec<PolicyAction> {
         let observed = object.observe_bulk(snapshot, desired).expect("covered");
         object.plan(desired, &observed).actions
     }
@@ -366,19 +374,29 @@ mod tests {
         };
         assert_eq!(
             changed(&|r| r.attached.clear()),
-            vec![RoleAction::AttachPolicy { arn: POLICY_ARN.into() }]
+            vec![RoleAction::AttachPolicy {
+                arn: POLICY_ARN.into()
+            }]
         );
         assert_eq!(
-            changed(&|r| r.role.assume_role_policy = percent_encode(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)),
+            changed(&|r| r.role.assume_role_policy = percent_encode(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
+            )),
             vec![RoleAction::UpdateTrustPolicy]
         );
         assert_eq!(
             changed(&|r| r.role.description = Some("tampered".into())),
-            vec![RoleAction::UpdateRole { description: "web fleet".into(), max_session_duration: 3600 }]
+            vec![RoleAction::UpdateRole {
+                description: "web fleet".into(),
+                max_session_duration: 3600
+            }]
         );
         assert_eq!(
             changed(&|r| r.role.max_session_duration = 7200),
-            vec![RoleAction::UpdateRole { description: "web fleet".into(), max_session_duration: 3600 }]
+            vec![RoleAction::UpdateRole {
+                description: "web fleet".into(),
+                max_session_duration: 3600
+            }]
         );
         assert_eq!(
             changed(&|r| r.role.permissions_boundary = Some(POLICY_ARN.into())),
@@ -388,13 +406,17 @@ mod tests {
             changed(&|r| {
                 r.inline.insert("extra".into(), "%7B%7D".into());
             }),
-            vec![RoleAction::DeleteInlinePolicy { name: "extra".into() }]
+            vec![RoleAction::DeleteInlinePolicy {
+                name: "extra".into()
+            }]
         );
         assert_eq!(
             changed(&|r| {
                 r.role.tags.insert("team".into(), "x".into());
             }),
-            vec![RoleAction::Untag { keys: vec!["team".into()] }]
+            vec![RoleAction::Untag {
+                keys: vec!["team".into()]
+            }]
         );
     }
 
@@ -455,6 +477,9 @@ mod tests {
         assert!(same_ready::<IamRole>(&status, &readiness));
         let other = crate::conditions::Readiness::available("something else");
         assert!(!same_ready::<IamRole>(&status, &other));
-        assert!(!same_ready::<IamRole>(&crate::api::IamRoleStatus::default(), &readiness));
+        assert!(!same_ready::<IamRole>(
+            &crate::api::IamRoleStatus::default(),
+            &readiness
+        ));
     }
 }

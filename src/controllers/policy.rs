@@ -237,11 +237,20 @@ impl Managed for IamPolicy {
     /// IAM's bulk answer has no policy tags: they are read again at least this often.
     const FULL_READ_EVERY: Option<u32> = Some(POLICY_TAGS_READ_EVERY);
 
-    fn observe_bulk(&self, snapshot: &AccountSnapshot, desired: &Desired) -> Option<Option<Observed>> {
+    fn observe_bulk(
+        &self,
+        snapshot: &AccountSnapshot,
+        desired: &Desired,
+    ) -> Option<Option<Observed>> {
         if !snapshot.covers(&desired.path) {
             return None;
         }
-        Some(snapshot.policies.get(&desired.arn).map(|found| bulk_observed(found, desired)))
+        Some(
+            snapshot
+                .policies
+                .get(&desired.arn)
+                .map(|found| bulk_observed(found, desired)),
+        )
     }
 
     fn claim(

@@ -428,7 +428,11 @@ impl Managed for IamRole {
 
     const BULK_CHECKED: bool = true;
 
-    fn observe_bulk(&self, snapshot: &AccountSnapshot, desired: &Desired) -> Option<Option<Observed>> {
+    fn observe_bulk(
+        &self,
+        snapshot: &AccountSnapshot,
+        desired: &Desired,
+    ) -> Option<Option<Observed>> {
         if !snapshot.covers(&desired.path) {
             return None;
         }

@@ -141,8 +141,7 @@ impl Iam {
                         let Some(arn) = policy.arn() else { continue };
                         // Without its id the snapshot could not give the status a per-object
                         // read would; such a policy is left to the per-object path.
-                        let Some(policy_id) = policy.policy_id().filter(|id| !id.is_empty())
-                        else {
+                        let Some(policy_id) = policy.policy_id().filter(|id| !id.is_empty()) else {
                             continue;
                         };
                         if !under(policy.path()) {
