@@ -24,6 +24,9 @@ pub struct Settings {
     pub dry_run: bool,
     /// Period of the drift-repairing resync (jittered per object).
     pub resync: Duration,
+    /// Check converged objects against one account snapshot per resync period instead of
+    /// each object's own reads (see `controllers::bulk`).
+    pub bulk_drift_checks: bool,
 }
 
 pub struct Context {
@@ -47,6 +50,10 @@ pub struct Context {
     pub written: Arc<crate::controllers::written::WrittenStatuses>,
     /// The newest actions planned in dry-run mode, as logged; kept for inspection.
     pub planned: Arc<Mutex<VecDeque<String>>>,
+    /// This account's snapshot for bulk drift checks.
+    pub snapshot: Arc<crate::controllers::bulk::SnapshotCell>,
+    /// Each object's last reconcile with its own reads, in any account.
+    pub converges: Arc<crate::controllers::bulk::Converges>,
     /// The operator's own clients, from which other accounts' roles are assumed.
     aws: AwsClients,
     /// The contexts of other accounts (a Tenancy's `account`), built on first use.
@@ -101,6 +108,8 @@ impl Context {
             settling: Arc::default(),
             written: Arc::default(),
             planned: Arc::default(),
+            snapshot: Arc::default(),
+            converges: Arc::default(),
             aws: aws.clone(),
             accounts: Arc::default(),
         }
@@ -133,6 +142,8 @@ impl Context {
             settling: self.settling.clone(),
             written: self.written.clone(),
             planned: self.planned.clone(),
+            snapshot: Arc::default(),
+            converges: self.converges.clone(),
             aws: clients,
             accounts: self.accounts.clone(),
         });

@@ -37,6 +37,12 @@ pub struct RunArgs {
     #[arg(long, env = "ROLECALL_RESYNC_PERIOD", default_value = "10m", value_parser = crate::cli::parse_duration)]
     pub resync_period: Duration,
 
+    /// Check converged IamRoles and IamPolicies for drift against one account snapshot per
+    /// resync period (GetAccountAuthorizationDetails, ListRoles) instead of three reads per
+    /// object; `false` reads every object on every resync.
+    #[arg(long, env = "ROLECALL_BULK_DRIFT_CHECKS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bulk_drift_checks: bool,
+
     /// Reconciles run at once per kind.
     #[arg(long, env = "ROLECALL_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
@@ -156,6 +162,7 @@ pub async fn main(args: RunArgs) -> Result<(), Box<dyn std::error::Error + Send 
         cluster_name: args.cluster_name.clone(),
         dry_run: args.dry_run,
         resync: args.resync_period,
+        bulk_drift_checks: args.bulk_drift_checks,
     };
     let ctx = Arc::new(Context::new(
         client.clone(),

@@ -158,6 +158,7 @@ fn resource_type(action: &str) -> &'static str {
         | "iam:DeleteAccountPasswordPolicy"
         | "iam:UpdateAccountPasswordPolicy"
         | "iam:GetCredentialReport"
+        | "iam:ListRoles"
         | "iam:ListVirtualMFADevices"
         | "sts:GetCallerIdentity" => "*",
         other => panic!(

@@ -134,6 +134,7 @@ impl AccountControllers {
             cluster_name: "test".into(),
             dry_run: false,
             resync: Duration::from_secs(3600),
+            bulk_drift_checks: true,
         };
         let telemetry = Arc::new(Telemetry::new(Arc::new(CallLog::default())));
         let ctx = Arc::new(Context::new(

@@ -91,6 +91,9 @@ impl Env {
             Options {
                 endpoint: Some(self.proxy.endpoint()),
                 resync,
+                // These tests count and slow down each object's own drift reads;
+                // tests/bulk_drift.rs covers the account snapshot under faults.
+                bulk_drift_checks: false,
                 ..Options::default()
             },
         )

@@ -61,6 +61,7 @@ impl Operator {
             cluster_name: "test".into(),
             dry_run: false,
             resync: Duration::from_secs(2),
+            bulk_drift_checks: true,
         };
         let telemetry = Arc::new(Telemetry::new(Arc::new(CallLog::default())));
         let ctx = Arc::new(Context::new(

@@ -14,6 +14,7 @@ use super::error::AwsError;
 
 pub mod account;
 pub mod groups;
+pub mod snapshot;
 pub mod users;
 
 const SERVICE: &str = "iam";

@@ -5,6 +5,7 @@
 //! controllers.
 
 pub mod binding;
+pub mod bulk;
 pub mod gate;
 pub mod group;
 pub mod instance_profile;
@@ -156,6 +157,36 @@ pub trait Managed:
 
     fn cleanup(&self, ctx: &Context) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// Whether a converged object of this kind is checked against the account snapshot
+    /// ([`bulk`]) rather than its own reads.
+    const BULK_CHECKED: bool = false;
+
+    /// For what the snapshot lacks (a policy's tags): the object still takes the per-object
+    /// path once this many resync periods have passed since its last one.
+    const FULL_READ_EVERY: Option<u32> = None;
+
+    /// What `observe` would read, taken from the account snapshot; `None` when the snapshot
+    /// cannot answer for this object (a path it does not cover).
+    fn observe_bulk(
+        &self,
+        _snapshot: &crate::aws::iam::snapshot::AccountSnapshot,
+        _desired: &Self::Desired,
+    ) -> Option<Self::Observed> {
+        None
+    }
+
+    /// The checks `observe` makes on what it found (whose it is, what the rules allow), for
+    /// an observation taken from the snapshot.
+    fn claim(
+        &self,
+        _ctx: &Context,
+        _rules: &Rules,
+        _desired: &Self::Desired,
+        _observed: &Self::Observed,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The objects that still refer to this one (`Kind name`): its AWS object is not deleted
     /// while any exists.
     fn holders(&self, _stores: &Stores) -> Vec<String> {
@@ -164,13 +195,28 @@ pub trait Managed:
 }
 
 /// desired → observe → plan → apply: each planned write made in order (logged, not made, in
-/// dry-run), one Event each.
+/// dry-run), one Event each. A converged object's drift check is first compared against the
+/// account snapshot ([`bulk`]); only a difference, or a snapshot that cannot answer for the
+/// object, leads to its own reads.
 async fn converge<K: Managed>(
     object: &K,
     ctx: &Context,
     rules: &Rules,
+    drift_check: bool,
 ) -> Result<Converged<K::Status>, Error> {
     let desired = object.desired(ctx, rules)?;
+    let key = object_key(object);
+    if drift_check {
+        let verdict = if ctx.settings.bulk_drift_checks && K::BULK_CHECKED {
+            bulk::check(object, ctx, rules, &desired, &key).await
+        } else {
+            bulk::Verdict::Unusable
+        };
+        bulk::count::<K>(ctx, verdict.label());
+        if let bulk::Verdict::InSync(converged) = verdict {
+            return Ok(converged);
+        }
+    }
     let observed = object.observe(ctx, rules, &desired).await?;
     let mut plan = object.plan(&desired, &observed);
     if ctx.settings.dry_run {
@@ -189,6 +235,7 @@ async fn converge<K: Managed>(
         }
         object.reassess(&mut plan);
     }
+    ctx.converges.record(&key, object);
     Ok(Converged {
         status: plan.status,
         readiness: plan.readiness,
@@ -449,7 +496,7 @@ async fn admitted_converge<K: Managed>(
     let rules = object.rules(ctx)?;
     object.admit(&rules, ctx)?;
     let ctx = ctx.for_account(rules.spec.account.as_ref()).await;
-    let mut converged = converge(object, &ctx, &rules).await?;
+    let mut converged = converge(object, &ctx, &rules, settled(object)).await?;
     K::status_mut(&mut converged.status).account = Some(ctx.account().to_owned());
     Ok(converged)
 }
@@ -512,6 +559,7 @@ async fn cleanup<K: Managed>(object: &K, ctx: &Arc<Context>) -> Result<Action, E
     }
     object.cleanup(&ctx).await?;
     ctx.written.forget(&object.uid().unwrap_or_default());
+    ctx.converges.forget(&object_key(object));
     Ok(Action::await_change())
 }
 

@@ -6,6 +6,7 @@ use super::stores::Stores;
 use super::tags::{Tags, desired_tags, tag_changes};
 use super::{Managed, claim_existing, left_to_its_owner, references};
 use crate::api::{DeletionPolicy, IamPolicy, IamPolicyStatus, PolicyDocument};
+use crate::aws::iam::snapshot::{AccountSnapshot, SnapshotPolicy};
 use crate::aws::iam::{ObservedPolicy, PolicyVersion};
 use crate::context::Context;
 use crate::equivalence;
@@ -133,6 +134,27 @@ pub fn policy_name(policy: &IamPolicy) -> String {
         .unwrap_or_else(|| policy.name_any())
 }
 
+/// A policy's tags are the one thing the account snapshot lacks (IAM's
+/// GetAccountAuthorizationDetails returns none for managed policies): a converged policy takes
+/// the per-object path once every this many resync periods (12 h at the default 10 min), so
+/// tags changed by hand are repaired within that; everything else within one period.
+pub const POLICY_TAGS_READ_EVERY: u32 = 72;
+
+/// The policy as the snapshot has it. Its tags are taken as the spec's: the snapshot cannot
+/// say otherwise, and `POLICY_TAGS_READ_EVERY` bounds how long that may go unchecked.
+/// Versions are left out: they matter only when the document differs, which is drift the
+/// per-object path handles.
+pub fn bulk_observed(found: &SnapshotPolicy, desired: &Desired) -> Observed {
+    Observed {
+        policy: ObservedPolicy {
+            tags: desired.tags.clone(),
+            ..found.policy.clone()
+        },
+        document: found.document.clone(),
+        versions: Vec::new(),
+    }
+}
+
 async fn read(ctx: &Context, arn: &str) -> Result<Option<Observed>, Error> {
     let Some(policy) = ctx.iam.get_policy(arn).await? else {
         return Ok(None);
@@ -206,18 +228,50 @@ impl Managed for IamPolicy {
         desired: &Desired,
     ) -> Result<Option<Observed>, Error> {
         let observed = read(ctx, &desired.arn).await?;
-        if let Some(observed) = &observed {
-            claim_existing(
-                self,
-                rules,
-                AwsKind::Policy,
-                &desired.name,
-                &observed.policy.tags,
-                &ctx.owner_tag_value(self),
-                &format!("policy {}", desired.arn),
-            )?;
-        }
+        self.claim(ctx, rules, desired, &observed)?;
         Ok(observed)
+    }
+
+    const BULK_CHECKED: bool = true;
+
+    /// IAM's bulk answer has no policy tags: they are read again at least this often.
+    const FULL_READ_EVERY: Option<u32> = Some(POLICY_TAGS_READ_EVERY);
+
+    fn observe_bulk(
+        &self,
+        snapshot: &AccountSnapshot,
+        desired: &Desired,
+    ) -> Option<Option<Observed>> {
+        if !snapshot.covers(&desired.path) {
+            return None;
+        }
+        Some(
+            snapshot
+                .policies
+                .get(&desired.arn)
+                .map(|found| bulk_observed(found, desired)),
+        )
+    }
+
+    fn claim(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+        desired: &Desired,
+        observed: &Option<Observed>,
+    ) -> Result<(), Error> {
+        let Some(observed) = observed else {
+            return Ok(());
+        };
+        claim_existing(
+            self,
+            rules,
+            AwsKind::Policy,
+            &desired.name,
+            &observed.policy.tags,
+            &ctx.owner_tag_value(self),
+            &format!("policy {}", desired.arn),
+        )
     }
 
     fn plan(&self, desired: &Desired, observed: &Option<Observed>) -> Plan {

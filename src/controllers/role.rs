@@ -8,6 +8,7 @@ use super::stores::Stores;
 use super::tags::{Tags, desired_tags, tag_changes};
 use super::{Managed, claim_existing, is_ready, left_to_its_owner, references};
 use crate::api::{DeletionPolicy, IamRole, IamRoleSpec, IamRoleStatus, PolicyDocument};
+use crate::aws::iam::snapshot::AccountSnapshot;
 use crate::aws::iam::{NewRole, ObservedRole};
 use crate::context::Context;
 use crate::equivalence;
@@ -421,20 +422,48 @@ impl Managed for IamRole {
         desired: &Desired,
     ) -> Result<Option<Observed>, Error> {
         let observed = read(ctx, &desired.name).await?;
-        if let Some(observed) = &observed {
-            let what = format!("role {}", desired.name);
-            claim_existing(
-                self,
-                rules,
-                AwsKind::Role,
-                &desired.name,
-                &observed.role.tags,
-                &ctx.owner_tag_value(self),
-                &what,
-            )?;
-            rules.check_arn_path(&observed.role.arn, &what)?;
-        }
+        self.claim(ctx, rules, desired, &observed)?;
         Ok(observed)
+    }
+
+    const BULK_CHECKED: bool = true;
+
+    fn observe_bulk(
+        &self,
+        snapshot: &AccountSnapshot,
+        desired: &Desired,
+    ) -> Option<Option<Observed>> {
+        if !snapshot.covers(&desired.path) {
+            return None;
+        }
+        Some(snapshot.roles.get(&desired.name).map(|found| Observed {
+            role: found.role.clone(),
+            attached: found.attached.clone(),
+            inline: found.inline.clone(),
+        }))
+    }
+
+    fn claim(
+        &self,
+        ctx: &Context,
+        rules: &Rules,
+        desired: &Desired,
+        observed: &Option<Observed>,
+    ) -> Result<(), Error> {
+        let Some(observed) = observed else {
+            return Ok(());
+        };
+        let what = format!("role {}", desired.name);
+        claim_existing(
+            self,
+            rules,
+            AwsKind::Role,
+            &desired.name,
+            &observed.role.tags,
+            &ctx.owner_tag_value(self),
+            &what,
+        )?;
+        rules.check_arn_path(&observed.role.arn, &what)
     }
 
     fn plan(&self, desired: &Desired, observed: &Option<Observed>) -> Plan {

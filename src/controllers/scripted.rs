@@ -57,6 +57,7 @@ fn context_with(stores: Stores) -> (Arc<Context>, Handle) {
         cluster_name: "test".into(),
         dry_run: false,
         resync: Duration::from_secs(600),
+        bulk_drift_checks: false,
     };
     let ctx = Context::new(
         client,

@@ -54,6 +54,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<Labels<2>, Counter>,
     durations: Family<Labels<1>, Histogram>,
+    drift_checks: Family<Labels<2>, Counter>,
     /// What is read at each scrape.
     live: Arc<Live>,
 }
@@ -99,10 +100,17 @@ impl Metrics {
             "Time one reconcile takes, by kind",
             durations.clone(),
         );
+        let drift_checks = Family::<Labels<2>, Counter>::default();
+        registry.register(
+            "rolecall_drift_checks",
+            "Drift checks of converged objects, by kind and how they were answered: in_sync (the account snapshot matched, no per-object read), drift (the snapshot differed, then per-object reads) or per_object (no usable snapshot for the object)",
+            drift_checks.clone(),
+        );
         Self {
             registry,
             reconciles,
             durations,
+            drift_checks,
             live: Arc::new(Live {
                 calls,
                 started: Instant::now(),
@@ -125,6 +133,13 @@ impl Metrics {
             .observe(took.as_secs_f64());
         let live = &self.live;
         live.first_reconcile.get_or_init(|| live.started.elapsed());
+    }
+
+    /// Records one drift check of `kind` answered as `result` (`in_sync`, `drift`, `per_object`).
+    pub fn drift_checked(&self, kind: &'static str, result: &'static str) {
+        self.drift_checks
+            .get_or_create(&[("kind", kind), ("result", result)])
+            .inc();
     }
 
     /// Time from process start to the end of the first reconcile, once there was one.

@@ -28,6 +28,8 @@ pub struct Options {
     pub aws_timeouts: Option<(Duration, Duration)>,
     /// `--cluster-name`, when not `test`.
     pub cluster_name: Option<String>,
+    /// `--bulk-drift-checks` (default on, as in the binary).
+    pub bulk_drift_checks: bool,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             also_watch: vec![],
             aws_timeouts: None,
             cluster_name: None,
+            bulk_drift_checks: true,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Operator {
                 .unwrap_or_else(|| "test".into()),
             dry_run: options.dry_run,
             resync: options.resync,
+            bulk_drift_checks: options.bulk_drift_checks,
         };
         // The account prefix comes from moto itself even when the operator's endpoint is a
         // dead one (for the AWS-unreachable tests).

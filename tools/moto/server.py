@@ -1,7 +1,8 @@
 """moto_server with fixture patches: an AWS service as a trust-policy principal,
 DeletePolicy refused while the policy is attached, ListEntitiesForPolicy over every role, the
 root user's MFA and access keys (settable by tests), and CreateLoginProfile's
-PasswordResetRequired, as IAM does.
+PasswordResetRequired, as IAM does; GetAccountAuthorizationDetails with its policies' names
+and ids, a page at a time.
 
 Real EC2 assumes an instance's role as the service principal ec2.amazonaws.com. moto
 authenticates only IAM users and roles, and crashes (HTTP 500) on a trust policy whose
@@ -422,6 +423,52 @@ def _delete_service_specific_credential(self):
 IamResponse.create_service_specific_credential = _create_service_specific_credential
 IamResponse.list_service_specific_credentials = _list_service_specific_credentials
 IamResponse.delete_service_specific_credential = _delete_service_specific_credential
+
+# ---- GetAccountAuthorizationDetails ----
+
+
+def _policy_detail(policy):
+    # moto's policy objects serialize without PolicyName and PolicyId; IAM sends both.
+    return {
+        "PolicyName": policy.name,
+        "PolicyId": policy.id,
+        "Arn": policy.arn,
+        "Path": policy.path,
+        "DefaultVersionId": policy.default_version_id,
+        "AttachmentCount": policy.attachment_count,
+        "IsAttachable": True,
+        "Description": policy.description,
+        "CreateDate": policy.create_date,
+        "UpdateDate": policy.update_date,
+        "PolicyVersionList": policy.policy_version_list,
+    }
+
+
+def _get_account_authorization_details(self):
+    # moto answers everything in one page and ignores MaxItems and Marker; IAM pages (up to
+    # 1,000 items, 100 by default), counting the items of all four lists together.
+    details = self.backend.get_account_authorization_details(self._get_param("Filter", []))
+    items = [
+        *(("UserDetailList", user) for user in details["users"]),
+        *(("GroupDetailList", group) for group in details["groups"]),
+        *(("RoleDetailList", role) for role in details["roles"]),
+        *(("Policies", _policy_detail(policy)) for policy in details["managed_policies"]),
+    ]
+    start = int(self._get_param("Marker") or 0)
+    max_items = min(int(self._get_param("MaxItems") or 100), 1000)
+    page = items[start : start + max_items]
+    result = {name: [] for name in ("UserDetailList", "GroupDetailList", "RoleDetailList", "Policies")}
+    for name, item in page:
+        result[name].append(item)
+    truncated = start + max_items < len(items)
+    result["IsTruncated"] = truncated
+    if truncated:
+        result["Marker"] = str(start + max_items)
+    return ActionResult(result)
+
+
+IamResponse.get_account_authorization_details = _get_account_authorization_details
+
 
 if __name__ == "__main__":
     main()
