@@ -45,15 +45,6 @@ const INDIVIDUAL_USERS: &str = "iam_individual_users_exist";
 const GROUPS: &str = "iam_groups_assign_permissions";
 const PASSWORD_POLICY: &str = "iam_password_policy_exists";
 
-fn fresh_account() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    format!(
-        "{:012}",
-        500_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999
-    )
-}
-
 fn role_arn(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/rolecall/operator")
 }
@@ -225,7 +216,7 @@ where
 async fn the_baseline_passes_the_console_checks_but_root_mfa_which_the_report_leaves_to_root() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(500_000_000_000);
 
     // A new account: nobody in it yet, and a root user with an access key (made before the
     // account was handed to the platform team) and no MFA.

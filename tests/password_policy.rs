@@ -25,15 +25,6 @@ use tokio::sync::oneshot;
 const WAIT: Duration = Duration::from_secs(60);
 const TEST_LABEL: &str = "rolecall.dev/test-password-policy";
 
-fn fresh_account() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    format!(
-        "{:012}",
-        400_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999
-    )
-}
-
 fn role_arn(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/rolecall/operator")
 }
@@ -143,7 +134,7 @@ async fn iam_policy(aws: &AwsClients) -> Option<aws_sdk_iam::types::PasswordPoli
 async fn the_password_policy_follows_its_spec_and_one_object_owns_an_account() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(400_000_000_000);
     let label = account.clone();
     let operator = Operator::start(&client, &label).await;
     let api: Api<AccountPasswordPolicy> = Api::all(client.clone());
@@ -260,7 +251,7 @@ async fn the_password_policy_follows_its_spec_and_one_object_owns_an_account() {
 async fn retain_leaves_the_policy_when_the_object_goes() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(400_000_000_000);
     let operator = Operator::start(&client, &account).await;
     let api: Api<AccountPasswordPolicy> = Api::all(client.clone());
     let aws = clients_in(&account).await;
@@ -297,7 +288,7 @@ async fn retain_leaves_the_policy_when_the_object_goes() {
 async fn the_account_baseline_example_sets_the_cis_policy_and_keeps_it() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(400_000_000_000);
     let operator = Operator::start(&client, &account).await;
     let api: Api<AccountPasswordPolicy> = Api::all(client.clone());
     let aws = clients_in(&account).await;

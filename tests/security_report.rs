@@ -33,16 +33,6 @@ use tokio::sync::oneshot;
 const DEADLINE: Duration = Duration::from_secs(60);
 const TEST_LABEL: &str = "rolecall.dev/test-report";
 
-/// A fresh 12-digit account id, for a moto IAM of this test's own.
-fn fresh_account() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    format!(
-        "{:012}",
-        300_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999
-    )
-}
-
 fn role_arn(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/rolecall/report")
 }
@@ -233,7 +223,7 @@ async fn check_failed_events(client: &Client, name: &str, id: &str) -> Vec<Event
 async fn the_report_follows_the_account_as_it_changes() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(300_000_000_000);
     let name = format!("report-{account}");
     set_root(&account, Some("hardware"), 0);
     let controller = ReportController::start(&client, &account).await;
@@ -435,7 +425,7 @@ async fn the_report_follows_the_account_as_it_changes() {
 async fn policies_of_users_and_administrator_policies_are_named() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(300_000_000_000);
     let name = format!("report-{account}");
     let aws = clients_in(&account).await;
     let admin_document =
@@ -516,7 +506,7 @@ async fn without_the_status_rule_no_result_is_written() {
 
     let admin = common::kube_client().await;
     common::install_crds(&admin).await;
-    let account = fresh_account();
+    let account = common::fresh_account(300_000_000_000);
     let name = format!("report-{account}");
     let namespace = common::fresh_namespace(&admin, "report-rbac").await;
     let rules = common::chart::cluster_role().rules.unwrap_or_default();

@@ -23,15 +23,6 @@ use serde_json::{Value, json};
 const WAIT: Duration = Duration::from_secs(60);
 const TEST_LABEL: &str = "rolecall.dev/user-secrets-test";
 
-fn fresh_account() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    format!(
-        "{:012}",
-        600_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999
-    )
-}
-
 fn role_arn(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/rolecall/operator")
 }
@@ -140,7 +131,7 @@ async fn patch_spec(users: &Api<IamUser>, name: &str, spec: Value) {
 async fn a_changed_secret_wakes_its_user_and_access_turned_off_takes_its_secret() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(600_000_000_000);
     let namespace = namespace_in(&client, "user-secrets", &account).await;
     let aws = aws_clients()
         .await
@@ -246,7 +237,7 @@ async fn a_changed_secret_wakes_its_user_and_access_turned_off_takes_its_secret(
 async fn a_secret_not_made_for_the_user_is_refused_and_never_deleted() {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(600_000_000_000);
     let namespace = namespace_in(&client, "user-secrets-foreign", &account).await;
     let aws = aws_clients()
         .await

@@ -28,15 +28,6 @@ const READ_ONLY: &str = "arn:aws:iam::aws:policy/ReadOnlyAccess";
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
 const BOUNDARY: &str = "arn:aws:iam::aws:policy/PowerUserAccess";
 
-fn fresh_account() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random bytes");
-    format!(
-        "{:012}",
-        500_000_000_000 + u64::from_le_bytes(bytes) % 99_999_999_999
-    )
-}
-
 fn role_arn(account: &str) -> String {
     format!("arn:aws:iam::{account}:role/rolecall/operator")
 }
@@ -168,7 +159,7 @@ async fn a_console_user_in_groups_keeps_its_password_in_its_secret_only_and_dele
     common::install_crds(&client).await;
     // An account of its own (its password policy reaches no other test), through a Tenancy
     // of its own.
-    let account = fresh_account();
+    let account = common::fresh_account(500_000_000_000);
     let namespace = unlabelled_namespace(&client, "users-console", &account).await;
     apply_tenancy(
         &client,
@@ -1029,7 +1020,7 @@ async fn deletion_removes_what_others_attached_signing_certificates_ssh_keys_and
  {
     let client = common::kube_client().await;
     common::install_crds(&client).await;
-    let account = fresh_account();
+    let account = common::fresh_account(500_000_000_000);
     let namespace = unlabelled_namespace(&client, "users-attached", &account).await;
     apply_tenancy(
         &client,

@@ -156,6 +156,15 @@ pub fn is_established(crd: &CustomResourceDefinition) -> bool {
 
 static NAMESPACE_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// A random 12-digit AWS account id from `base` on: moto keeps each account's IAM apart, so a
+/// test in an account of its own never meets another test's users, policies or password
+/// policy (each test file takes its own `base`).
+pub fn fresh_account(base: u64) -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random bytes");
+    format!("{:012}", base + u64::from_le_bytes(bytes) % 99_999_999_999)
+}
+
 /// Creates a fresh namespace so tests never see each other's objects. Namespaces are left
 /// behind: without kube-controller-manager they could not finish terminating anyway.
 pub async fn fresh_namespace(client: &Client, prefix: &str) -> String {
